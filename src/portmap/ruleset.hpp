@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The nftables layout of nft-portmap, built as libnftnl objects into a Batch,
+ * and read back from kernel objects. Everything about names, keys and rule
+ * shapes lives here; the commands (engine.cpp) only decide what to add or
+ * delete.
+ *
+ *   table inet nft-portmap {
+ *     map ports4     { type inet_proto . inet_service : verdict }            # any IPv4 host address
+ *     map ports6     { type inet_proto . inet_service : verdict }            # any IPv6 host address
+ *     map addrports4 { type ipv4_addr . inet_proto . inet_service : verdict } # hostIP given
+ *     map addrports6 { type ipv6_addr . inet_proto . inet_service : verdict }
+ *     map masq4      { type ipv4_addr : verdict }   # container address : jump its masq chain
+ *     map masq6      { type ipv6_addr : verdict }
+ *     chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump dispatch }
+ *     chain output      { type nat hook output priority dstnat; fib daddr type local jump dispatch }
+ *     chain dispatch    { ip daddr . meta l4proto . th dport vmap @addrports4
+ *                         meta nfproto ipv4 meta l4proto . th dport vmap @ports4
+ *                         ip6 daddr . meta l4proto . th dport vmap @addrports6
+ *                         meta nfproto ipv6 meta l4proto . th dport vmap @ports6 }
+ *     chain postrouting { type nat hook postrouting priority srcnat;
+ *                         ct status dnat ip daddr vmap @masq4
+ *                         ct status dnat ip6 daddr vmap @masq6 }
+ *     chain pm-<hash> {       # one attachment's DNAT; comment names network, container, ifname
+ *       meta nfproto ipv4 [ip daddr H] meta l4proto tcp th dport 8080 [conditions] counter dnat ip to 10.88.0.2:80
+ *       meta nfproto ipv6 ... dnat ip6 to [fd00::2]:80 }
+ *     chain pm-<hash>-masq {  # one attachment's hairpin/localhost masquerade
+ *       ip daddr 10.88.0.2 ip saddr 10.88.0.0/16 counter masquerade
+ *       ip daddr 10.88.0.2 ip saddr 127.0.0.0/8 counter masquerade
+ *       ip6 daddr fd00::2 ip6 saddr fd00::/64 counter masquerade }     # masqAll: no saddr match
+ *   }
+ *
+ * Every map element jumps to the chain of the attachment that owns it, so
+ * ownership is the element's verdict: a DEL removes an element only when it
+ * still points to the DEL's own chain.
+ */
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nft/batch.hpp"
+#include "nft/handles.hpp"
+#include "portmap/conditions.hpp"
+#include "portmap/mapping.hpp"
+#include "util/expected.hpp"
+#include "util/ip.hpp"
+
+namespace nftpm::ruleset {
+
+inline constexpr char kTableName[] = "nft-portmap";
+inline constexpr std::uint16_t kTableFamily = 1; /* NFPROTO_INET */
+
+/* Base-chain priorities; the defaults are nft's dstnat (-100) and srcnat (100). */
+struct Priorities {
+	int dstnat = -100;
+	int srcnat = 100;
+};
+
+enum class MapId { Ports4, Ports6, AddrPorts4, AddrPorts6, Masq4, Masq6 };
+const char *mapName(MapId m);
+
+/* "pm-" + 16 hex digits of a 64-bit hash of network, container ID and ifname. */
+std::string dnatChainName(const Attachment &a);
+/* dnatChainName(a) + "-masq" */
+std::string masqChainName(const Attachment &a);
+/* Chain comment: "net=<network> id=<container> if=<ifname>", cut to fit 128 bytes. */
+std::string attachmentComment(const Attachment &a);
+
+/* One DNAT rule of an attachment: a mapping resolved to one family's container address. */
+struct DnatRule {
+	PortMapping mapping;     /* hostIP, when set, has the rule's family */
+	IpAddress containerAddr; /* its family is the rule's family */
+
+	Family family() const { return containerAddr.family(); }
+	bool operator==(const DnatRule &) const = default;
+};
+
+/* The complete desired state of one attachment. */
+struct AttachmentPlan {
+	Attachment who;
+	std::vector<DnatRule> rules;         /* in rule order */
+	std::optional<IpPrefix> containerV4; /* address with its subnet prefix */
+	std::optional<IpPrefix> containerV6;
+	bool snat = true;
+	bool masqAll = false;
+	Conditions conditionsV4; /* compiled from conditionsV4 */
+	Conditions conditionsV6;
+
+	/* Whether a masq chain and masq4/masq6 elements exist for this plan. */
+	bool hasMasquerade() const;
+};
+
+/*
+ * Resolves mappings against the container addresses as the reference does:
+ * a mapping with a hostIP of one family only applies to that family; a
+ * mapping without hostIP applies to every family the container has.
+ */
+AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings,
+			std::optional<IpPrefix> containerV4, std::optional<IpPrefix> containerV6,
+			bool snat, bool masqAll, Conditions conditionsV4, Conditions conditionsV6);
+
+/* One map element, by key. */
+struct ElementKey {
+	MapId map;
+	std::vector<std::uint8_t> key; /* kernel encoding: fields padded to 4 bytes */
+	std::string text;              /* nft syntax: "192.0.2.1 . tcp . 8080" */
+
+	bool operator==(const ElementKey &) const = default;
+};
+
+/* The port-map elements (ports4/6, addrports4/6) that rules publish. */
+ElementKey portKey(const DnatRule &r);
+/* The masq4/masq6 element of one container address. */
+ElementKey masqKey(const IpAddress &containerAddr);
+/* All element keys a plan owns, port keys first, without duplicates. */
+std::vector<ElementKey> planKeys(const AttachmentPlan &p);
+
+/*
+ * Table, maps, base chains, dispatch chain and their rules. The table is
+ * added with NLM_F_EXCL, so that two plugins racing to build the skeleton
+ * cannot both add the static rules: the loser gets EEXIST and retries.
+ */
+void addSkeleton(nft::Batch &b, const Priorities &prio);
+
+/*
+ * The attachment's chains and rules, and its map elements (NLM_F_EXCL: a key
+ * held by anyone fails with EEXIST, naming that element in the batch error).
+ * chainsExist: flush the existing chains instead of creating them.
+ */
+void addAttachment(nft::Batch &b, const AttachmentPlan &p, bool dnatChainExists,
+		   bool masqChainExists);
+
+/* DELSETELEM of these keys (each must exist). */
+void deleteElements(nft::Batch &b, const std::vector<ElementKey> &keys);
+
+/* Flush and delete an attachment's chain by name (must be unreferenced by then). */
+void deleteChain(nft::Batch &b, const std::string &chain);
+
+/* What an attachment's chains hold, decoded from the kernel's rules. */
+struct DecodedAttachment {
+	std::vector<DnatRule> rules;               /* from the DNAT chain */
+	std::vector<IpAddress> masqueradedAddrs;   /* ip daddr of the masq chain rules */
+	std::vector<std::optional<IpPrefix>> masqSources; /* nullopt: masqAll */
+};
+
+/* Decodes rules of a DNAT chain / masq chain built by addAttachment. */
+Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *r);
+struct MasqRule {
+	IpAddress containerAddr;
+	std::optional<IpPrefix> source; /* nullopt: masquerade every source (masqAll) */
+};
+Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *r);
+
+/* The chain a vmap element jumps to, or nullopt if it is not a jump. */
+std::optional<std::string> elementTarget(const nftnl_set_elem *e);
+/* The chain comment (attachmentComment) parsed back; nullopt if not ours. */
+std::optional<Attachment> parseAttachmentComment(const std::string &comment);
+/* Human text of an element key, for error messages and `list`. */
+std::string keyText(MapId m, const nftnl_set_elem *e);
+
+} /* namespace nftpm::ruleset */
