@@ -37,9 +37,9 @@ TEST_CASE("prefixes")
 	CHECK(p->contains(*IpAddress::parse("10.88.200.1")));
 	CHECK(!p->contains(*IpAddress::parse("10.89.0.1")));
 	CHECK(!p->contains(*IpAddress::parse("fd00::1")));
-	auto q = IpPrefix::parse("fd00:1::5/63");
+	auto q = IpPrefix::parse("fd00:1:0:1::5/63");
 	REQUIRE(q);
-	CHECK(q->network().toString() == "fd00::");
+	CHECK(q->network().toString() == "fd00:1::");
 	CHECK(IpPrefix::parse("10.0.0.1")->length() == 32);
 	CHECK(!IpPrefix::parse("10.0.0.1/33"));
 	CHECK(!IpPrefix::parse("10.0.0.1/"));
