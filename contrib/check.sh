@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The whole test suite, as CI runs it: installs the dependencies, builds with
+# warnings as errors, runs the unit and the network-namespace suites, then
+# runs everything again in an address+undefined sanitizer build.
+# Usage (root): contrib/check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+contrib/install-deps.sh
+
+total_pass=0
+total_fail=0
+
+# meson writes one JSON line per test; count them for the closing line.
+count_results() {
+	local log=$1/meson-logs/testlog.json
+	[ -f "$log" ] || return 0
+	local p f
+	p=$(grep -c '"result": "OK"' "$log" || true)
+	f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+}
+
+run_build() {
+	local dir=$1; shift
+	echo "== $dir: configure and build"
+	meson setup "$dir" --wipe -Dwerror=true "$@" >/dev/null 2>&1 || meson setup "$dir" -Dwerror=true "$@"
+	ninja -C "$dir"
+	echo "== $dir: tests"
+	local rc=0
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
+	count_results "$dir"
+	return $rc
+}
+
+status=0
+run_build build || status=1
+run_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false || status=1
+
+echo
+echo "check: ${total_pass} passed, ${total_fail} failed"
+exit $status

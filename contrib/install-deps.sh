@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what building, testing and demonstrating nft-portmap needs on
+# Debian 12 (bookworm). Runs as root.
+set -euo pipefail
+
+packages=(
+	# build
+	g++ meson ninja-build pkg-config cmake
+	libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libsimdjson-dev doctest-dev
+	# tests and demo: real CNI plugins, namespaces, and nft to look at the result
+	containernetworking-plugins iproute2 nftables python3 procps
+	# fuzzing (libFuzzer comes with clang)
+	clang
+	# man page lint
+	mandoc
+)
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps.sh: run as root (apt-get install)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps.sh: ${#packages[@]} packages present"
