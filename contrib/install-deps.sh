@@ -14,6 +14,8 @@ packages=(
 	clang
 	# man page lint
 	mandoc
+	# Podman end-to-end test (tests/podman): Podman 4 with its CNI backend
+	podman runc busybox-static
 )
 
 if [ "$(id -u)" != 0 ]; then
