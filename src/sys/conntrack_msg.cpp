@@ -2,6 +2,7 @@
 #include "sys/conntrack_msg.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -127,6 +128,17 @@ nlmsghdr *buildDelete(void *buf, const nf_conntrack *seen, std::uint32_t seq)
 	if (isSet(seen, ATTR_ID))
 		mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(seen, ATTR_ID)));
 	return nlh;
+}
+
+std::optional<unsigned long> parseCount(std::string_view contents)
+{
+	while (!contents.empty() && contents.back() == '\n')
+		contents.remove_suffix(1);
+	unsigned long n = 0;
+	auto [end, ec] = std::from_chars(contents.data(), contents.data() + contents.size(), n);
+	if (contents.empty() || ec != std::errc() || end != contents.data() + contents.size())
+		return std::nullopt;
+	return n;
 }
 
 } /* namespace nftpm::sys::ctmsg */

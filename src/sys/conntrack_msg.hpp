@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
@@ -62,6 +64,12 @@ bool isStaleUdp(const nf_conntrack *ct, Family family, std::span<const std::uint
  * ENOENT). buf as for buildUdpDump(); nullptr on failure.
  */
 nlmsghdr *buildDelete(void *buf, const nf_conntrack *seen, std::uint32_t seq);
+
+/*
+ * The number in /proc/sys/net/netfilter/nf_conntrack_count ("12\n");
+ * nullopt for anything else.
+ */
+std::optional<unsigned long> parseCount(std::string_view contents);
 
 /* flushUdpByDestinationPort() with the dump filter chosen by the caller. */
 [[nodiscard]] Expected<unsigned, std::string>

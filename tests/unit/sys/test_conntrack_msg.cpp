@@ -93,6 +93,18 @@ TEST_CASE("ports are sorted and duplicates dropped")
 	CHECK(normalizePorts({}).empty());
 }
 
+TEST_CASE("nf_conntrack_count contents")
+{
+	CHECK(parseCount("0\n") == 0ul);
+	CHECK(parseCount("262144\n") == 262144ul);
+	CHECK(parseCount("7") == 7ul);
+	CHECK(!parseCount(""));
+	CHECK(!parseCount("\n"));
+	CHECK(!parseCount("-1\n"));
+	CHECK(!parseCount("12 \n"));
+	CHECK(!parseCount("x"));
+}
+
 TEST_CASE("an empty port list deletes nothing and needs no kernel")
 {
 	/* Unprivileged and without any conntrack: must still succeed. */
