@@ -62,12 +62,28 @@ struct Priorities {
 enum class MapId { Ports4, Ports6, AddrPorts4, AddrPorts6, Masq4, Masq6 };
 const char *mapName(MapId m);
 
-/* "pm-" + 16 hex digits of a 64-bit hash of network, container ID and ifname. */
+/*
+ * "pm-" + 16 lowercase hex digits of the 64-bit FNV-1a hash of
+ * network NUL containerId NUL ifname: the same in every process, so DEL,
+ * CHECK and GC find an attachment's chains by name, without any state.
+ */
 std::string dnatChainName(const Attachment &a);
 /* dnatChainName(a) + "-masq" */
 std::string masqChainName(const Attachment &a);
-/* Chain comment: "net=<network> id=<container> if=<ifname>", cut to fit 128 bytes. */
+
+/*
+ * The comment of an attachment's chains and map elements:
+ * "net=<network> id=<containerId> if=<ifname>", at most 127 bytes so that
+ * it fits nft's 128-byte comments with its NUL. When it would be longer,
+ * the container ID is cut (to no less than 12 characters), then the
+ * network name, then the ifname, each cut field ending in the marker '~'
+ * (a character that CNI allows in none of them). The chain name, not the
+ * comment, identifies an attachment; the comment is for people and for GC.
+ */
 std::string attachmentComment(const Attachment &a);
+inline constexpr char kCutMarker = '~';
+/* The comment of a chain (NFTNL_UDATA_CHAIN_COMMENT), if it has one. */
+std::optional<std::string> chainComment(const nftnl_chain *c);
 
 /* One DNAT rule of an attachment: a mapping resolved to one family's container address. */
 struct DnatRule {
@@ -156,9 +172,20 @@ Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *r);
 
 /* The chain a vmap element jumps to, or nullopt if it is not a jump. */
 std::optional<std::string> elementTarget(const nftnl_set_elem *e);
-/* The chain comment (attachmentComment) parsed back; nullopt if not ours. */
+/* The comment of an element (NFTNL_UDATA_SET_ELEM_COMMENT), if it has one. */
+std::optional<std::string> elementComment(const nftnl_set_elem *e);
+/*
+ * The chain comment (attachmentComment) parsed back; nullopt if not of that
+ * form. A field that was cut keeps its marker: compare with commentMatches().
+ */
 std::optional<Attachment> parseAttachmentComment(const std::string &comment);
-/* Human text of an element key, for error messages and `list`. */
+/* Whether a field read from a comment is this value (exactly, or cut from it). */
+bool commentFieldMatches(const std::string &fromComment, const std::string &value);
+/* Whether an Attachment read from a comment is a (all three fields). */
+bool commentMatches(const Attachment &fromComment, const Attachment &a);
+/* nft syntax of a key of map m: "192.0.2.1 . tcp . 8080", "tcp . 8080", "10.88.0.2". */
+std::string keyText(MapId m, const std::vector<std::uint8_t> &key);
+/* keyText() of an element's key. */
 std::string keyText(MapId m, const nftnl_set_elem *e);
 
 } /* namespace nftpm::ruleset */
