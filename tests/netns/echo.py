@@ -18,9 +18,11 @@ import argparse
 import json
 import selectors
 import socket
+import struct
 import sys
 
 IPPROTO_SCTP = 132
+IP_PKTINFO = getattr(socket, 'IP_PKTINFO', 8)  # Linux value; Python < 3.13 lacks it
 
 
 def socket_type(proto):
@@ -38,7 +40,7 @@ def plain_address(addr):
 
 
 def bind_any(proto, port):
-    """One dual-stack socket per port, so IPv4 and IPv6 clients share it."""
+    """One dual-stack listening socket per port, so IPv4 and IPv6 clients share it."""
     kind, number = socket_type(proto)
     try:
         s = socket.socket(socket.AF_INET6, kind, number)
@@ -55,6 +57,45 @@ def bind_any(proto, port):
     return s
 
 
+def bind_udp(port):
+    """UDP sockets, one per family, that report each datagram's destination address.
+
+    A reply must leave from the address the request was sent to: with two
+    addresses on an interface (the host has .1 and .3) the kernel would
+    otherwise pick the source by route, and the client's connected socket
+    would drop the answer.
+    """
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v4.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    v4.bind(('0.0.0.0', port))
+    socks = [v4]
+    try:
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        v6.bind(('::', port))
+        socks.append(v6)
+    except OSError:
+        pass  # IPv6 disabled in this namespace
+    return socks
+
+
+def answer_udp(name, s):
+    """Replies to one datagram from the address it was sent to (see bind_udp)."""
+    _, ancdata, _, peer = s.recvmsg(2048, socket.CMSG_SPACE(32))
+    cmsgs = []
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            # struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr; }
+            _, _, dst = struct.unpack('i4s4s', data[:12])
+            cmsgs.append((level, kind, struct.pack('i4s4s', 0, dst, bytes(4))))
+        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+            # struct in6_pktinfo { in6_addr addr; int ifindex; }
+            dst, _ = struct.unpack('16si', data[:20])
+            cmsgs.append((level, kind, struct.pack('16si', dst, 0)))
+    s.sendmsg([answer(name, peer)], cmsgs, 0, peer)
+
+
 def answer(name, peer):
     return f'{name} {plain_address(peer[0])} {peer[1]}\n'.encode()
 
@@ -63,16 +104,15 @@ def serve(name, endpoints):
     """Single-threaded select loop: replies are one short line, never blocking."""
     sel = selectors.DefaultSelector()
     for proto, port in endpoints:
-        s = bind_any(proto, port)
-        sel.register(s, selectors.EVENT_READ, proto)
+        for s in bind_udp(port) if proto == 'udp' else [bind_any(proto, port)]:
+            sel.register(s, selectors.EVENT_READ, proto)
     print('ready', flush=True)
     while True:
         for key, _ in sel.select():
             s = key.fileobj
             if key.data == 'udp':
                 try:
-                    _, peer = s.recvfrom(2048)
-                    s.sendto(answer(name, peer), peer)
+                    answer_udp(name, s)
                 except OSError:
                     pass
                 continue

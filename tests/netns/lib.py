@@ -318,6 +318,23 @@ class Topology:
         self.host.run(['ip', 'link', 'set', 'to-client', 'up'])
         self.client.run(['ip', 'link', 'set', 'to-host', 'up'])
         self.host.sysctl(net__ipv4__ip_forward=1, net__ipv6__conf__all__forwarding=1)
+        self._bridge_netfilter(0)
+
+    def _bridge_netfilter(self, value):
+        """Bridged traffic bypasses iptables/nftables, as on a host without br_netfilter.
+
+        This kernel has br_netfilter built in and on by default; with it, a
+        sibling container's reply would be un-NATed on the bridge even
+        without the hairpin masquerade, so a missing masquerade would go
+        unnoticed. With it off, the sibling and hairpin cases fail outright
+        unless the plugin masquerades them.
+        """
+        for key in ('bridge-nf-call-iptables', 'bridge-nf-call-ip6tables'):
+            path = f'net/bridge/{key}'
+            proc = self.host.run(['sh', '-c', f'[ ! -e /proc/sys/{path} ] || echo {value} > '
+                                 f'/proc/sys/{path}'], check=False)
+            if proc.returncode != 0:
+                log(f'cannot set {path}: {proc.stderr.strip()}')
 
     # -- the network configuration -------------------------------------------
 
@@ -489,7 +506,7 @@ class Topology:
             if 'No such file or directory' in proc.stderr:
                 return None
             raise RuntimeError(f'nft list table failed: {proc.stderr.strip()}')
-        return NftTable(json.loads(proc.stdout))
+        return NftTable(json.loads(proc.stdout), self.nft_text())
 
     def nft_text(self):
         proc = self.host.run(['nft', 'list', 'table'] + list(NFT_TABLE), check=False)
@@ -516,10 +533,15 @@ def fmt(addr, port):
 
 
 class NftTable:
-    """`nft -j list table` output, with the few queries the tests need."""
+    """`nft -j list table` output, with the few queries the tests need.
 
-    def __init__(self, doc):
+    The text listing is kept too: nft 1.0.6 leaves chain comments (where
+    the plugin names network, container and ifname) out of its JSON.
+    """
+
+    def __init__(self, doc, text=''):
         self.objects = [o for o in doc.get('nftables', []) if 'metainfo' not in o]
+        self.text = text
 
     def of_kind(self, kind):
         return [o[kind] for o in self.objects if kind in o]
@@ -547,10 +569,11 @@ class NftTable:
                     out.append((name, e, None))
         return out
 
-    def jump_targets(self, value):
+    @staticmethod
+    def jump_targets(value):
         """Chain names a verdict value jumps or goes to."""
-        return [v for _, v in walk(value) if _[-2:-1] in (('jump',), ('goto',))
-                and _[-1] == 'target']
+        return [v for path, v in walk(value)
+                if len(path) >= 2 and path[-2] in ('jump', 'goto') and path[-1] == 'target']
 
     def element_targets(self, key_matches):
         """Chains targeted by elements whose key satisfies key_matches(scalars)."""
@@ -562,11 +585,18 @@ class NftTable:
         return found
 
     def mentions(self, needle):
-        """Paths of every scalar equal to, or (strings) containing, needle."""
+        """Where needle occurs: JSON scalars equal to (or containing) it, and text lines.
+
+        A string needle is also searched in the text listing, which is the
+        only place chain comments appear.
+        """
         hits = []
         for path, v in walk(self.objects):
             if v == needle or (isinstance(v, str) and isinstance(needle, str) and needle in v):
                 hits.append('/'.join(str(p) for p in path) + f' = {v!r}')
+        if isinstance(needle, str):
+            hits += [f'text: {line.strip()}' for line in self.text.splitlines()
+                     if needle in line]
         return hits
 
 
