@@ -444,6 +444,20 @@ def test(env):
         env.fetch_in_container(f'http://{HOST_V4}:{HOST_PORT}/')
         env.nft_counters_note()
 
+    with Step('podman stop (DEL)'):
+        # Podman tears the network down when a container stops.
+        env.podman(['stop', '--time', '0', env.container])
+        found = env.state()
+        if found:
+            raise TestFailure('state left after podman stop: ' + '; '.join(found))
+
+    with Step('podman start (ADD again)'):
+        env.podman(['start', env.container])
+        if not env.state():
+            raise TestFailure('the restarted container has no port-mapping state')
+        env.fetch(env.clientns, f'http://{HOST_V4}:{HOST_PORT}/', deadline_s=15)
+        env.fetch(env.clientns, f'http://[{HOST_V6}]:{HOST_PORT}/')
+
     with Step('podman rm'):
         env.podman(['rm', '--force', '--time', '0', env.container])
 
