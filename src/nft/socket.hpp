@@ -4,6 +4,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <sys/uio.h>
 
 #include <libmnl/libmnl.h>
 
@@ -39,11 +45,53 @@ public:
 	/* Grows the kernel receive buffer (SO_RCVBUFFORCE, falling back to SO_RCVBUF). */
 	void reserveReceiveBuffer(std::size_t bytes);
 
+	/*
+	 * Lower-level pieces for Batch and pipelined queries, which send many
+	 * messages at once and match the answers by sequence number.
+	 */
+
+	/* An NLMSG_ERROR message, decoded. */
+	struct Ack {
+		int errnum = 0;     /* positive errno; 0: an ACK */
+		std::string detail; /* NLMSGERR_ATTR_MSG, if the kernel gave one */
+		/* NLMSGERR_ATTR_OFFS: byte offset of the refused attribute in the request */
+		std::optional<std::uint32_t> badAttrOffset;
+	};
+	static Ack parseAck(const nlmsghdr *nlh);
+
+	/* Grows the kernel send buffer so one sendmsg() of bytes fits (SO_SNDBUFFORCE). */
+	void reserveSendBuffer(std::size_t bytes);
+
+	/* One sendmsg() of the buffers, addressed to the kernel. */
+	[[nodiscard]] Result<void> send(const iovec *iov, std::size_t count,
+					const std::string &operation);
+
+	/*
+	 * Receives one datagram from the kernel, waiting at most timeoutMs
+	 * (0: only what is queued already). An empty span: nothing came.
+	 * Error{ENOBUFS}: the kernel dropped messages for this socket. The
+	 * span stays valid until the next receive().
+	 */
+	[[nodiscard]] Result<std::span<const std::uint8_t>> receive(int timeoutMs,
+								    const std::string &operation);
+
+	/*
+	 * Answers to an exchange that ended early may still be queued (or a
+	 * dump may be half read): markPending() says so, and the next exchange
+	 * calls discardPending() first so that it never reads stale answers.
+	 */
+	void markPending() { pending_ = true; }
+	void discardPending();
+
 private:
 	Socket() = default;
 	mnl_socket *nl_ = nullptr;
 	std::uint32_t portid_ = 0;
 	std::uint32_t seq_ = 1;
+	std::size_t rcvbuf_ = 0; /* what reserveReceiveBuffer() last asked for */
+	std::size_t sndbuf_ = 0;
+	bool pending_ = false;
+	std::vector<std::uint8_t> rx_;
 };
 
 } /* namespace nftpm::nft */
