@@ -10,11 +10,12 @@
 # and a "container"); the machine's own network and ruleset are not touched,
 # and all of it is removed on exit. Builds nothing.
 #
-# usage (root): contrib/demo.sh [path/to/nft-portmap]     (default: build/src/nft-portmap)
+# usage (root): contrib/demo.sh [path/to/nft-portmap]   (default: <repo>/build/src/nft-portmap)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-plugin=$(realpath "${1:-build/src/nft-portmap}" 2>/dev/null || echo "${1:-build/src/nft-portmap}")
+plugin=${1:-$top/build/src/nft-portmap}
+plugin=$(realpath "$plugin" 2>/dev/null || echo "$plugin")
 cnirun="$top/tests/netns/cnirun.py"
 python=/usr/bin/python3
 std_plugins=${NFTPM_CNI_PLUGIN_DIR:-/usr/lib/cni}

@@ -82,8 +82,8 @@ def install_sigterm_handler():
     signal.signal(signal.SIGTERM, handler)
 
 
-def sctp_available():
-    """The kernel may lack SCTP sockets (CONFIG_IP_SCTP); probes are then skipped."""
+def sctp_sockets():
+    """Whether the kernel has SCTP sockets; echo.py falls back to raw INIT/INIT ACK if not."""
     try:
         socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132).close()
         return True
@@ -404,9 +404,7 @@ class Topology:
         c.result = c.runner.add(cid, ns.path, ifname, c.capability_args())
         log(f'container {name}: {c.ipv4 or "-"} / {c.ipv6 or "-"}')
         if serve is None:
-            serve = sorted({f'{m["protocol"]}:{m["containerPort"]}'
-                            for m in mappings or []
-                            if m['protocol'] != 'sctp' or sctp_available()})
+            serve = sorted({f'{m["protocol"]}:{m["containerPort"]}' for m in mappings or []})
         if serve:
             self.start_server(c, serve)
         return c
