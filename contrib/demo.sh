@@ -66,7 +66,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 say "Three network namespaces stand in for three machines"
 cat <<EOF
