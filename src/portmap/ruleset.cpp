@@ -964,9 +964,13 @@ Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *rule)
 	if (!rd.meta(NFT_META_L4PROTO, NFT_REG_1))
 		return fail("meta l4proto");
 	auto proto = rd.cmp(NFT_REG_1, NFT_CMP_EQ);
-	if (!proto || proto->size() != 1 || !protocolFromNumber((*proto)[0]))
-		return fail("a compare with tcp, udp or sctp");
-	out.mapping.protocol = *protocolFromNumber((*proto)[0]);
+	if (!proto || proto->size() != 1)
+		return fail("a compare with the protocol");
+	auto protocol = protocolFromNumber((*proto)[0]);
+	if (!protocol)
+		return Unexpected("not an nft-portmap DNAT rule: protocol " + std::to_string((*proto)[0]) +
+				  " is not tcp, udp or sctp");
+	out.mapping.protocol = *protocol;
 
 	if (!rd.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1))
 		return fail("th dport");
@@ -989,8 +993,11 @@ Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *rule)
 	out.mapping.containerPort = static_cast<std::uint16_t>(((*cport)[0] << 8) | (*cport)[1]);
 
 	auto natFamily = rd.dnat(NFT_REG_1, NFT_REG_2);
-	if (!natFamily || *natFamily != nfproto(f))
+	if (!natFamily)
 		return fail(f == Family::IPv4 ? "dnat ip to" : "dnat ip6 to");
+	if (*natFamily != nfproto(f))
+		return Unexpected(std::string("not an nft-portmap DNAT rule: dnat of NFPROTO ") +
+				  std::to_string(*natFamily) + " in an " + familyName(f) + " rule");
 	if (!rd.done())
 		return fail("the end of the rule");
 	return out;
