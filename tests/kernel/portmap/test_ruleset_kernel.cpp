@@ -1,0 +1,600 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The nft-portmap layout against the real kernel, in this executable's own
+ * network namespace: what the kernel accepts, what it gives back (decoded
+ * with the plugin's decoders), how `nft list` shows it, and whether packets
+ * take the path the rules describe (TCP over the loopback, where the output
+ * hook DNATs exactly as it does for a container's published port).
+ */
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/netfilter/nf_tables.h>
+
+#include "nft/batch.hpp"
+#include "nft/expr.hpp"
+#include "nft/query.hpp"
+#include "nft/socket.hpp"
+#include "portmap/ruleset.hpp"
+
+using namespace nftpm;
+using namespace nftpm::ruleset;
+
+namespace {
+
+nft::Socket openSocket()
+{
+	auto s = nft::Socket::open();
+	REQUIRE_MESSAGE(s, (s ? "" : s.error().message()));
+	return std::move(s).value();
+}
+
+void commitOk(nft::Socket &s, nft::Batch &b)
+{
+	auto r = b.commit(s);
+	REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
+}
+
+/* Every test starts without our table (they share this executable's netns). */
+void dropTable(nft::Socket &s)
+{
+	auto t = nft::getTable(s, kTableFamily, kTableName);
+	if (!t)
+		return;
+	nft::Batch b;
+	b.deleteTable(t->get(), "delete table");
+	commitOk(s, b);
+}
+
+IpAddress ip(const char *s)
+{
+	return *IpAddress::parse(s);
+}
+
+PortMapping pm(std::uint16_t host, std::uint16_t cont, Protocol p = Protocol::TCP,
+	       std::optional<IpAddress> hostIP = std::nullopt)
+{
+	return { host, cont, p, hostIP };
+}
+
+Conditions conds(Family f, const std::string &text)
+{
+	auto c = parseConditions(f, { text });
+	REQUIRE_MESSAGE(c, (c ? "" : c.error()));
+	return *c;
+}
+
+const Attachment kA{ "podman", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "eth0" };
+const Attachment kB{ "podman", "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", "eth0" };
+
+AttachmentPlan planA(Conditions c4 = {}, Conditions c6 = {})
+{
+	return makePlan(kA,
+			{ pm(8080, 80), pm(5353, 53, Protocol::UDP, ip("192.0.2.1")),
+			  pm(9000, 90, Protocol::SCTP, ip("2001:db8::1")) },
+			IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"), true, false,
+			std::move(c4), std::move(c6));
+}
+
+AttachmentPlan planB()
+{
+	return makePlan(kB, { pm(8081, 81), pm(8080, 80, Protocol::TCP, ip("192.0.2.1")) },
+			IpPrefix::parse("10.88.0.3/16"), std::nullopt, true, true, {}, {});
+}
+
+std::vector<DnatRule> readDnat(nft::Socket &s, const Attachment &a)
+{
+	auto rules = nft::getRules(s, kTableFamily, kTableName, dnatChainName(a));
+	REQUIRE_MESSAGE(rules, (rules ? "" : rules.error().message()));
+	std::vector<DnatRule> out;
+	for (const auto &r : *rules) {
+		auto d = decodeDnatRule(r.get());
+		REQUIRE_MESSAGE(d, (d ? "" : d.error()));
+		out.push_back(*d);
+	}
+	return out;
+}
+
+std::vector<MasqRule> readMasq(nft::Socket &s, const Attachment &a)
+{
+	auto rules = nft::getRules(s, kTableFamily, kTableName, masqChainName(a));
+	REQUIRE_MESSAGE(rules, (rules ? "" : rules.error().message()));
+	std::vector<MasqRule> out;
+	for (const auto &r : *rules) {
+		auto m = decodeMasqRule(r.get());
+		REQUIRE_MESSAGE(m, (m ? "" : m.error()));
+		out.push_back(*m);
+	}
+	return out;
+}
+
+/* The packets counted by the counter of each rule of a chain. */
+std::vector<std::uint64_t> counters(nft::Socket &s, const std::string &chain)
+{
+	auto rules = nft::getRules(s, kTableFamily, kTableName, chain);
+	REQUIRE_MESSAGE(rules, (rules ? "" : rules.error().message()));
+	std::vector<std::uint64_t> out;
+	for (const auto &r : *rules) {
+		std::uint64_t packets = 0;
+		nftnl_expr_iter *it = nftnl_expr_iter_create(r.get());
+		for (nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it))
+			if (std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0)
+				packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		nftnl_expr_iter_destroy(it);
+		out.push_back(packets);
+	}
+	return out;
+}
+
+std::string run(const std::string &cmd)
+{
+	std::string out;
+	FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+	if (!p)
+		return out;
+	char buf[4096];
+	std::size_t n;
+	while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0)
+		out.append(buf, n);
+	pclose(p);
+	return out;
+}
+
+bool haveCommand(const char *name)
+{
+	return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+/* ---- Sockets for the packet path ---- */
+
+struct Fd {
+	int fd = -1;
+	explicit Fd(int f) : fd(f) {}
+	Fd(const Fd &) = delete;
+	Fd &operator=(const Fd &) = delete;
+	~Fd()
+	{
+		if (fd >= 0)
+			close(fd);
+	}
+};
+
+sockaddr_storage sockaddrOf(const IpAddress &a, std::uint16_t port, socklen_t &len)
+{
+	sockaddr_storage ss{};
+	if (a.family() == Family::IPv4) {
+		auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		std::memcpy(&sin->sin_addr, a.data(), 4);
+		len = sizeof(sockaddr_in);
+	} else {
+		auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		std::memcpy(&sin6->sin6_addr, a.data(), 16);
+		len = sizeof(sockaddr_in6);
+	}
+	return ss;
+}
+
+std::string addrText(const sockaddr_storage &ss)
+{
+	char buf[INET6_ADDRSTRLEN] = "?";
+	if (ss.ss_family == AF_INET) {
+		const auto *sin = reinterpret_cast<const sockaddr_in *>(&ss);
+		inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
+		return std::string(buf) + ":" + std::to_string(ntohs(sin->sin_port));
+	}
+	const auto *sin6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
+	inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
+	return "[" + std::string(buf) + "]:" + std::to_string(ntohs(sin6->sin6_port));
+}
+
+/* A TCP listener on addr:port. */
+int listenOn(const IpAddress &addr, std::uint16_t port)
+{
+	int fd = socket(addr.family() == Family::IPv4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(fd >= 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	socklen_t len;
+	auto ss = sockaddrOf(addr, port, len);
+	REQUIRE_MESSAGE(bind(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0, std::strerror(errno));
+	REQUIRE(listen(fd, 8) == 0);
+	return fd;
+}
+
+struct Connection {
+	int error = 0;            /* 0, or the errno of connect() */
+	std::string peerSeenByServer; /* the client address the listener accepted */
+};
+
+/*
+ * Connects from src to dst:port; on success, accepts on the listener and
+ * reports the peer address it sees (masquerade changes it).
+ */
+Connection connectFrom(const IpAddress &src, const IpAddress &dst, std::uint16_t port, int listener)
+{
+	Connection out;
+	Fd c(socket(src.family() == Family::IPv4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	REQUIRE(c.fd >= 0);
+	socklen_t len;
+	auto from = sockaddrOf(src, 0, len);
+	REQUIRE_MESSAGE(bind(c.fd, reinterpret_cast<sockaddr *>(&from), len) == 0, std::strerror(errno));
+	auto to = sockaddrOf(dst, port, len);
+	timeval tv{ 2, 0 };
+	setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(c.fd, reinterpret_cast<sockaddr *>(&to), len) != 0) {
+		out.error = errno;
+		return out;
+	}
+	pollfd p{ listener, POLLIN, 0 };
+	REQUIRE(poll(&p, 1, 2000) == 1);
+	sockaddr_storage peer{};
+	socklen_t plen = sizeof(peer);
+	Fd a(accept4(listener, reinterpret_cast<sockaddr *>(&peer), &plen, SOCK_CLOEXEC));
+	REQUIRE(a.fd >= 0);
+	out.peerSeenByServer = addrText(peer);
+	return out;
+}
+
+void sh(const std::string &cmd)
+{
+	INFO(cmd);
+	REQUIRE(std::system(cmd.c_str()) == 0);
+}
+
+} /* namespace */
+
+TEST_CASE("skeleton and two attachments: accepted, and read back exactly")
+{
+	auto s = openSocket();
+	dropTable(s);
+
+	const AttachmentPlan a = planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }"),
+				       conds(Family::IPv6, "ip6 saddr != fd00:99::/32"));
+	const AttachmentPlan b = planB();
+	{
+		nft::Batch batch;
+		addSkeleton(batch, {});
+		addAttachment(batch, a, false, false);
+		commitOk(s, batch);
+	}
+	{
+		nft::Batch batch;
+		addAttachment(batch, b, false, false);
+		commitOk(s, batch);
+	}
+
+	CHECK(readDnat(s, kA) == a.rules);
+	CHECK(readDnat(s, kB) == b.rules);
+
+	auto ma = readMasq(s, kA);
+	REQUIRE(ma.size() == 3);
+	CHECK(ma[0].containerAddr == ip("10.88.0.2"));
+	CHECK(ma[0].source == IpPrefix::parse("10.88.0.0/16"));
+	CHECK(ma[1].source == IpPrefix::parse("127.0.0.0/8"));
+	CHECK(ma[2].containerAddr == ip("fd00::2"));
+	CHECK(ma[2].source == IpPrefix::parse("fd00::/64"));
+	auto mb = readMasq(s, kB);
+	REQUIRE(mb.size() == 1);
+	CHECK(mb[0].containerAddr == ip("10.88.0.3"));
+	CHECK_FALSE(mb[0].source); /* masqAll */
+
+	/* Every key jumps to its owner's chain and names the owner. */
+	for (const auto *p : { &a, &b }) {
+		for (const auto &k : planKeys(*p)) {
+			auto elems = nft::getElements(s, kTableFamily, kTableName, mapName(k.map), { k.key });
+			REQUIRE_MESSAGE(elems, (elems ? "" : elems.error().message()));
+			REQUIRE(elems->size() == 1);
+			REQUIRE_MESSAGE((*elems)[0], k.text);
+			bool masq = k.map == MapId::Masq4 || k.map == MapId::Masq6;
+			CHECK(elementTarget((*elems)[0].get()) ==
+			      (masq ? masqChainName(p->who) : dnatChainName(p->who)));
+			CHECK(elementComment((*elems)[0].get()) == attachmentComment(p->who));
+			CHECK(keyText(k.map, (*elems)[0].get()) == k.text);
+		}
+	}
+
+	/* The chains name their owners. */
+	auto chains = nft::dumpChains(s, kTableFamily, kTableName);
+	REQUIRE(chains);
+	std::size_t owned = 0;
+	for (const auto &c : *chains) {
+		auto comment = chainComment(c.get());
+		if (!comment)
+			continue;
+		auto who = parseAttachmentComment(*comment);
+		REQUIRE(who);
+		std::string name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
+		CHECK((name == dnatChainName(*who) || name == masqChainName(*who)));
+		owned++;
+	}
+	CHECK(owned == 4);
+
+	/* The static chains are not attachment rules. */
+	auto dispatch = nft::getRules(s, kTableFamily, kTableName, "dispatch");
+	REQUIRE(dispatch);
+	CHECK(dispatch->size() == 4);
+	for (const auto &r : *dispatch)
+		CHECK_FALSE(decodeDnatRule(r.get()));
+
+	/* A second skeleton is refused: the table is created exclusively. */
+	nft::Batch again;
+	addSkeleton(again, {});
+	auto r = again.commit(s);
+	REQUIRE_FALSE(r);
+	CHECK(r.error().errnum == EEXIST);
+}
+
+TEST_CASE("nft list shows the table readably")
+{
+	if (!haveCommand("nft")) {
+		MESSAGE("nft is not installed; not checking its listing");
+		return;
+	}
+	auto s = openSocket();
+	dropTable(s);
+	nft::Batch batch;
+	addSkeleton(batch, {});
+	addAttachment(batch, planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }")), false, false);
+	commitOk(s, batch);
+
+	std::string out = run("nft list table inet nft-portmap");
+	MESSAGE(out);
+	const std::string chain = dnatChainName(kA);
+	for (const std::string &want : {
+		     std::string("comment \"nft-portmap: "),
+		     std::string("map ports4 {\n\t\ttype inet_proto . inet_service : verdict"),
+		     std::string("map addrports4 {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict"),
+		     std::string("map addrports6 {\n\t\ttype ipv6_addr . inet_proto . inet_service : verdict"),
+		     std::string("map masq4 {\n\t\ttype ipv4_addr : verdict"),
+		     std::string("tcp . 8080 comment \"") + attachmentComment(kA) + "\" : jump " + chain,
+		     std::string("192.0.2.1 . udp . 5353 comment \""),
+		     std::string("2001:db8::1 . sctp . 9000 comment \""),
+		     std::string("10.88.0.2 comment \"") + attachmentComment(kA) + "\" : jump " + chain + "-masq",
+		     std::string("ip daddr . meta l4proto . th dport vmap @addrports4"),
+		     std::string("meta nfproto ipv4 meta l4proto . th dport vmap @ports4"),
+		     std::string("ip6 daddr . meta l4proto . th dport vmap @addrports6"),
+		     std::string("type nat hook prerouting priority dstnat; policy accept;"),
+		     std::string("fib daddr type local jump dispatch"),
+		     std::string("type nat hook postrouting priority srcnat; policy accept;"),
+		     std::string("ct status dnat ip daddr vmap @masq4"),
+		     std::string("ct status dnat ip6 daddr vmap @masq6"),
+		     std::string("chain ") + chain + " {\n\t\tcomment \"" + attachmentComment(kA) + "\"",
+		     std::string("tcp dport 8080 ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"lo\", \"veth*\" } counter packets 0 bytes 0 dnat ip to 10.88.0.2:80"),
+		     std::string("ip daddr 192.0.2.1 udp dport 5353 "),
+		     std::string("ip6 daddr 2001:db8::1 sctp dport 9000 counter packets 0 bytes 0 dnat ip6 to [fd00::2]:90"),
+		     std::string("ip daddr 10.88.0.2 ip saddr 10.88.0.0/16 counter packets 0 bytes 0 masquerade"),
+		     std::string("ip daddr 10.88.0.2 ip saddr 127.0.0.0/8 counter packets 0 bytes 0 masquerade"),
+		     std::string("ip6 daddr fd00::2 ip6 saddr fd00::/64 counter packets 0 bytes 0 masquerade"),
+	     })
+		CHECK_MESSAGE(out.find(want) != std::string::npos, want);
+	/* nft prints what it cannot type as raw payload or hex. */
+	CHECK(out.find("@nh,") == std::string::npos);
+	CHECK(out.find("@th,") == std::string::npos);
+	CHECK(out.find("0x") == std::string::npos);
+}
+
+TEST_CASE("a key that is already published is refused with EEXIST and nothing changes")
+{
+	auto s = openSocket();
+	dropTable(s);
+	{
+		nft::Batch batch;
+		addSkeleton(batch, {});
+		addAttachment(batch, planA(), false, false);
+		commitOk(s, batch);
+	}
+	auto gen = nft::getGeneration(s);
+	REQUIRE(gen);
+
+	/* B wants tcp . 8080 on every IPv4 address, which A holds. */
+	Attachment c{ "other-net", "c3", "eth1" };
+	auto plan = makePlan(c, { pm(7000, 70), pm(8080, 80) }, IpPrefix::parse("10.89.0.5/16"),
+			     std::nullopt, true, false, {}, {});
+	nft::Batch batch;
+	addAttachment(batch, plan, false, false);
+	auto r = batch.commit(s);
+	REQUIRE_FALSE(r);
+	CHECK(r.error().errnum == EEXIST);
+	CHECK(r.error().operation == "add element inet nft-portmap ports4 { tcp . 8080 : jump " +
+					     dnatChainName(c) + " }");
+
+	/* Atomic: neither C's chain nor its other key exist, A's element is untouched. */
+	auto gen2 = nft::getGeneration(s);
+	REQUIRE(gen2);
+	CHECK(*gen2 == *gen);
+	CHECK(nft::getChain(s, kTableFamily, kTableName, dnatChainName(c)).error().errnum == ENOENT);
+	auto keys = planKeys(plan);
+	std::vector<std::vector<std::uint8_t>> raw;
+	for (const auto &k : keys)
+		if (k.map == MapId::Ports4)
+			raw.push_back(k.key);
+	auto elems = nft::getElements(s, kTableFamily, kTableName, "ports4", raw);
+	REQUIRE(elems);
+	REQUIRE(elems->size() == 2);
+	CHECK_FALSE((*elems)[0]); /* tcp . 7000 */
+	REQUIRE((*elems)[1]);
+	CHECK(elementTarget((*elems)[1].get()) == dnatChainName(kA));
+}
+
+TEST_CASE("re-adding flushes the chains; deleting removes elements and chains")
+{
+	auto s = openSocket();
+	dropTable(s);
+	{
+		nft::Batch batch;
+		addSkeleton(batch, {});
+		addAttachment(batch, planA(), false, false);
+		commitOk(s, batch);
+	}
+
+	/* Re-ADD with other mappings: delete what A published, flush, publish the new plan. */
+	auto changed = makePlan(kA, { pm(8443, 443) }, IpPrefix::parse("10.88.0.2/16"), std::nullopt, false,
+				false, {}, {});
+	{
+		nft::Batch batch;
+		deleteElements(batch, planKeys(planA()));
+		addAttachment(batch, changed, true, true);
+		deleteChain(batch, masqChainName(kA));
+		commitOk(s, batch);
+	}
+	CHECK(readDnat(s, kA) == changed.rules);
+	CHECK(nft::getChain(s, kTableFamily, kTableName, masqChainName(kA)).error().errnum == ENOENT);
+
+	/* DEL */
+	{
+		nft::Batch batch;
+		deleteElements(batch, planKeys(changed));
+		deleteChain(batch, dnatChainName(kA));
+		commitOk(s, batch);
+	}
+	CHECK(nft::getChain(s, kTableFamily, kTableName, dnatChainName(kA)).error().errnum == ENOENT);
+	for (const char *map : { "ports4", "ports6", "addrports4", "addrports6", "masq4", "masq6" }) {
+		auto all = nft::dumpElements(s, kTableFamily, kTableName, map);
+		REQUIRE(all);
+		CHECK_MESSAGE(all->empty(), map);
+	}
+
+	/* Deleting a chain that a map element still jumps to is refused (EBUSY). */
+	{
+		nft::Batch batch;
+		addAttachment(batch, changed, false, false);
+		commitOk(s, batch);
+	}
+	nft::Batch busy;
+	deleteChain(busy, dnatChainName(kA));
+	auto r = busy.commit(s);
+	REQUIRE_FALSE(r);
+	CHECK(r.error().errnum == EBUSY);
+}
+
+TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and localhost masquerade")
+{
+	if (!haveCommand("ip")) {
+		MESSAGE("iproute2 is not installed; not checking the packet path");
+		return;
+	}
+	auto s = openSocket();
+	dropTable(s);
+
+	/*
+	 * Everything on the loopback of this namespace: 192.0.2.1 is a host
+	 * address, 10.88.0.2 the "container", 10.88.0.9 a sibling in its
+	 * subnet, 10.77.0.5 an outside client, 10.99.0.5 a client the
+	 * conditions exclude. Locally generated connections go through the
+	 * output hook, where the same dispatch DNATs them.
+	 */
+	sh("ip link set lo up");
+	for (const char *a : { "192.0.2.1/32", "10.88.0.2/32", "10.88.0.9/32", "10.77.0.5/32", "10.99.0.5/32" })
+		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
+	for (const char *a : { "2001:db8::1/128", "fd00::2/128", "fd00:99::5/128" })
+		sh(std::string("ip addr add ") + a + " dev lo nodad 2>/dev/null || true");
+
+	auto plan = makePlan(kA, { pm(8080, 80), pm(9000, 90, Protocol::TCP, ip("2001:db8::1")) },
+			     IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"), true, false,
+			     conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", eth0 }"),
+			     conds(Family::IPv6, "ip6 saddr != { fd00:99::/32 }"));
+	{
+		nft::Batch batch;
+		addSkeleton(batch, {});
+		addAttachment(batch, plan, false, false);
+		commitOk(s, batch);
+	}
+
+	Fd l4(listenOn(ip("10.88.0.2"), 80));
+	Fd l6(listenOn(ip("fd00::2"), 90));
+
+	SUBCASE("an outside client reaches the container through the host port, unmasqueraded")
+	{
+		auto c = connectFrom(ip("10.77.0.5"), ip("192.0.2.1"), 8080, l4.fd);
+		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
+		CHECK(c.peerSeenByServer.rfind("10.77.0.5:", 0) == 0);
+		CHECK(counters(s, dnatChainName(kA))[0] == 1);
+		CHECK(counters(s, masqChainName(kA)) == std::vector<std::uint64_t>{ 0, 0, 0 });
+	}
+	SUBCASE("a client in the excluded interval is not DNATed (nothing listens on 8080)")
+	{
+		auto c = connectFrom(ip("10.99.0.5"), ip("192.0.2.1"), 8080, l4.fd);
+		CHECK(c.error == ECONNREFUSED);
+		CHECK(counters(s, dnatChainName(kA))[0] == 0);
+	}
+	SUBCASE("a sibling in the container subnet is masqueraded (hairpin)")
+	{
+		auto c = connectFrom(ip("10.88.0.9"), ip("192.0.2.1"), 8080, l4.fd);
+		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
+		CHECK(c.peerSeenByServer.rfind("10.88.0.9:", 0) != 0);
+		auto m = counters(s, masqChainName(kA));
+		REQUIRE(m.size() == 3);
+		CHECK(m[0] == 1);
+		CHECK(m[1] == 0);
+	}
+	SUBCASE("127.0.0.1:hostPort is DNATed and masqueraded")
+	{
+		auto c = connectFrom(ip("127.0.0.1"), ip("127.0.0.1"), 8080, l4.fd);
+		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
+		CHECK(c.peerSeenByServer.rfind("127.0.0.1:", 0) != 0);
+		auto m = counters(s, masqChainName(kA));
+		REQUIRE(m.size() == 3);
+		CHECK(m[1] == 1);
+	}
+	SUBCASE("IPv6 with a hostIP: addrports6, dnat ip6; the excluded prefix is not DNATed")
+	{
+		auto c = connectFrom(ip("2001:db8::1"), ip("2001:db8::1"), 9000, l6.fd);
+		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
+		auto excluded = connectFrom(ip("fd00:99::5"), ip("2001:db8::1"), 9000, l6.fd);
+		CHECK(excluded.error == ECONNREFUSED);
+		/* Another host address is not the hostIP: no DNAT. */
+		auto other = connectFrom(ip("2001:db8::1"), ip("fd00:99::5"), 9000, l6.fd);
+		CHECK(other.error == ECONNREFUSED);
+	}
+}
+
+TEST_CASE("interval sets of names and of addresses look up as nft would: real packets")
+{
+	if (!haveCommand("ip")) {
+		MESSAGE("iproute2 is not installed; not checking lookups");
+		return;
+	}
+	auto s = openSocket();
+	dropTable(s);
+	sh("ip link set lo up");
+	for (const char *a : { "192.0.2.1/32", "10.88.0.2/32", "10.0.255.255/32", "10.1.0.0/32", "11.0.0.0/32",
+			       "172.16.0.1/32", "255.255.255.254/32" })
+		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
+
+	/* Only sources in { 10.0.0.0/16, 172.16.0.0/12, 255.255.255.0/24 } are published. */
+	auto plan = makePlan(kA, { pm(8080, 80) }, IpPrefix::parse("10.88.0.2/16"), std::nullopt, false,
+			     false, conds(Family::IPv4, "ip saddr { 10.0.0.0/16, 172.16.0.0/12, 255.255.255.0/24 }"), {});
+	{
+		nft::Batch batch;
+		addSkeleton(batch, {});
+		addAttachment(batch, plan, false, false);
+		commitOk(s, batch);
+	}
+	Fd l4(listenOn(ip("10.88.0.2"), 80));
+
+	struct Probe {
+		const char *src;
+		bool dnat;
+	};
+	/* Both edges of every interval, and the addresses just outside. */
+	for (const Probe &p : { Probe{ "10.0.255.255", true }, Probe{ "10.1.0.0", false },
+				Probe{ "172.16.0.1", true }, Probe{ "11.0.0.0", false },
+				Probe{ "255.255.255.254", true }, Probe{ "192.0.2.1", false } }) {
+		CAPTURE(p.src);
+		auto c = connectFrom(ip(p.src), ip("192.0.2.1"), 8080, l4.fd);
+		CHECK(c.error == (p.dnat ? 0 : ECONNREFUSED));
+	}
+}
