@@ -31,11 +31,9 @@ struct Config {
 	/* Keys of the reference plugin. */
 	bool snat = true;
 	bool masqAll = false;
-	/* Accepted and validated (0-31) for compatibility; unused by nftables. */
+	/* Accepted and validated (0-31) for compatibility; unused by nftables.
+	 * (externalSetMarkChain, iptables only, is refused.) */
 	std::optional<int> markMasqBit;
-	/* Always nullopt: the key is refused (iptables only). Kept so the
-	 * struct mirrors the reference's configuration. */
-	std::optional<std::string> externalSetMarkChain;
 	/* nullopt or "nftables". */
 	std::optional<std::string> backend;
 	/* Raw nft tokens; the engine compiles them. */

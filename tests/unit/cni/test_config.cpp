@@ -63,7 +63,6 @@ TEST_CASE("a minimal configuration gets the reference's defaults")
 	CHECK(c.snat);
 	CHECK(!c.masqAll);
 	CHECK(!c.markMasqBit);
-	CHECK(!c.externalSetMarkChain);
 	CHECK(!c.backend);
 	CHECK(c.conditionsV4.empty());
 	CHECK(c.conditionsV6.empty());
@@ -440,7 +439,10 @@ TEST_CASE("container addresses are picked as the reference picks them")
 		{ R"(,"interface":5)", true },	/* out of range */
 		{ R"(,"interface":-1)", true },	/* negative */
 	};
-	for (auto [index, taken] : cases) {
+	for (const auto &entry : cases) {
+		/* Plain variables: doctest's CAPTURE cannot capture bindings. */
+		const char *index = entry.first;
+		bool taken = entry.second;
 		CAPTURE(index);
 		Config d = parsed(prevResultWith(ifaces, R"({"address":"10.1.0.5/24")" + std::string(index) +
 								 R"(},{"address":"fd01::5/64")" + index + "}"));

@@ -59,7 +59,10 @@ TEST_CASE("every command name is recognised, exactly")
 		{ "CHECK", Command::Check },	   { "GC", Command::Gc },
 		{ "STATUS", Command::Status },	   { "VERSION", Command::Version },
 	};
-	for (auto [name, command] : commands) {
+	for (const auto &entry : commands) {
+		/* Plain variables: doctest's message lambdas cannot capture bindings. */
+		const char *name = entry.first;
+		Command command = entry.second;
 		Vars vars = addVars();
 		vars["CNI_COMMAND"] = name;
 		Result<Environment> env = readFrom(vars);
