@@ -147,6 +147,14 @@ Expected<unsigned, std::string> flushUdp(Family family, const std::vector<std::u
 			err = dumped.error();
 			if (isTransient(err))
 				continue;
+			/*
+			 * A kernel that refuses the tuple filter (none known:
+			 * older ones ignore it): the callback checks alone.
+			 */
+			if (filter == DumpFilter::Kernel && (err == EINVAL || err == EOPNOTSUPP)) {
+				filter = DumpFilter::Callback;
+				continue;
+			}
 			return Unexpected(failure(family, "listing entries", err));
 		}
 
