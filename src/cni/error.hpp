@@ -36,10 +36,13 @@ enum ErrorCode : int {
 	 *      msg names the refused operation.
 	 * 102: nftables cannot be used at all: netlink socket, permissions,
 	 *      missing kernel support.
+	 * 103: CHECK found the attachment's state missing or different from
+	 *      what ADD builds; msg names the first difference.
 	 */
 	ErrPortConflict = 100,
 	ErrNftablesRefused = 101,
 	ErrNftablesUnusable = 102,
+	ErrCheckFailed = 103,
 };
 
 struct Error {

@@ -40,11 +40,11 @@ using StepResult = Expected<Step, cni::Error>;
 cni::Error kernelError(const nft::Error &e)
 {
 	if (e.errnum == EPERM || e.errnum == EACCES || e.errnum == EPROTONOSUPPORT)
-		return { cni::kErrNftUnavailable,
+		return { cni::ErrNftablesUnusable,
 			 "nftables is not usable: " + e.message() +
 				 " (the plugin needs CAP_NET_ADMIN in the host network namespace and nf_tables in the kernel)",
 			 {} };
-	return { cni::kErrNftRefused, "nftables refused the change: " + e.message(), {} };
+	return { cni::ErrNftablesRefused, "nftables refused the change: " + e.message(), {} };
 }
 
 void backoff(int attempt)
@@ -68,7 +68,7 @@ CniResult withRetries(const char *command, Attempt attempt)
 		backoff(i);
 	}
 	return Unexpected(cni::Error{
-		cni::kErrTryAgainLater,
+		cni::ErrTryAgainLater,
 		std::string(command) + ": the nftables ruleset kept changing during " +
 			std::to_string(kMaxAttempts) + " attempts; try again",
 		{} });
@@ -98,10 +98,10 @@ Expected<ruleset::AttachmentPlan, cni::Error> planFor(const cni::Config &cfg,
 {
 	auto c4 = parseConditions(Family::IPv4, cfg.conditionsV4);
 	if (!c4)
-		return Unexpected(cni::Error{ cni::kErrInvalidConfig, "conditionsV4: " + c4.error(), {} });
+		return Unexpected(cni::Error{ cni::ErrInvalidConfig, "conditionsV4: " + c4.error(), {} });
 	auto c6 = parseConditions(Family::IPv6, cfg.conditionsV6);
 	if (!c6)
-		return Unexpected(cni::Error{ cni::kErrInvalidConfig, "conditionsV6: " + c6.error(), {} });
+		return Unexpected(cni::Error{ cni::ErrInvalidConfig, "conditionsV6: " + c6.error(), {} });
 	return ruleset::makePlan(Attachment{ cfg.name, env.containerId, env.ifname }, cfg.portMappings,
 				 cfg.containerV4, cfg.containerV6, cfg.snat, cfg.masqAll,
 				 std::move(c4).value(), std::move(c6).value());
@@ -264,7 +264,7 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 			if (!owner)
 				return Unexpected(kernelError(owner.error()));
 			return Unexpected(cni::Error{
-				cni::kErrPortConflict,
+				cni::ErrPortConflict,
 				"host port " + keys[i].text + " is already published by " +
 					describeOwner(*owner, *t) + "; nothing was changed",
 				keys[i].text });
@@ -320,7 +320,7 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 		if (hasV4) {
 			auto rl = sys::enableRouteLocalnet(plan->containerV4->address());
 			if (!rl)
-				return Unexpected(cni::Error{ cni::kErrIo,
+				return Unexpected(cni::Error{ cni::ErrIo,
 							      "unable to enable route_localnet: " + rl.error(),
 							      {} });
 		}
@@ -373,7 +373,7 @@ std::string ruleText(const ruleset::DnatRule &r)
 
 cni::Error checkFailed(const std::string &what)
 {
-	return { cni::kErrCheckFailed, "CHECK: " + what, {} };
+	return { cni::ErrCheckFailed, "CHECK: " + what, {} };
 }
 
 /* The static part of the table: base chains and the dispatch chain with their rules. */
@@ -523,7 +523,7 @@ CniResult commandGc(const cni::Config &cfg)
 {
 	if (!cfg.validAttachments)
 		return Unexpected(cni::Error{
-			cni::kErrInvalidConfig,
+			cni::ErrInvalidConfig,
 			"GC needs cni.dev/valid-attachments (refusing to treat a missing list as empty)", {} });
 	auto s = openSocket();
 	if (!s)
@@ -537,11 +537,11 @@ CniResult commandStatus()
 {
 	auto s = nft::Socket::open();
 	if (!s)
-		return Unexpected(cni::Error{ cni::kErrStatusUnavailable,
+		return Unexpected(cni::Error{ cni::ErrNotAvailable,
 					      "nftables is not usable: " + s.error().message(), {} });
 	auto genid = nft::getGeneration(*s);
 	if (!genid)
-		return Unexpected(cni::Error{ cni::kErrStatusUnavailable,
+		return Unexpected(cni::Error{ cni::ErrNotAvailable,
 					      "nftables is not usable: " + genid.error().message(), {} });
 	return {};
 }
