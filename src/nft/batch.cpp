@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <functional>
 #include <unordered_map>
+#include <utility>
 
 #include <arpa/inet.h>
 #include <linux/netfilter/nf_tables.h>
@@ -186,6 +187,21 @@ Batch::Batch(std::optional<std::uint32_t> genid) : impl_(new Impl(genid))
 Batch::~Batch()
 {
 	delete impl_;
+}
+
+Batch::Batch(Batch &&other) noexcept : impl_(std::exchange(other.impl_, nullptr)),
+					  ops_(std::move(other.ops_))
+{
+}
+
+Batch &Batch::operator=(Batch &&other) noexcept
+{
+	if (this != &other) {
+		delete impl_;
+		impl_ = std::exchange(other.impl_, nullptr);
+		ops_ = std::move(other.ops_);
+	}
+	return *this;
 }
 
 std::size_t Batch::bytes() const
@@ -363,8 +379,11 @@ Result<void> Batch::commit(Socket &socket)
 	Answers answers(bySeq);
 	bool lost = false;
 	while (!answers.complete()) {
-		/* Once something was refused, the answers still due are queued or never come. */
-		int timeout = answers.anyError() ? 0 : kStragglerTimeoutMs;
+		/*
+		 * Once something was refused or lost, the answers still due
+		 * are queued already or never come.
+		 */
+		int timeout = answers.anyError() || lost ? 0 : kStragglerTimeoutMs;
 		auto data = socket.receive(timeout, kCommit);
 		if (!data) {
 			if (data.error().errnum == ENOBUFS) {

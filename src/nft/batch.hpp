@@ -33,6 +33,9 @@ public:
 	~Batch();
 	Batch(const Batch &) = delete;
 	Batch &operator=(const Batch &) = delete;
+	/* A moved-from Batch may only be destroyed or assigned to. */
+	Batch(Batch &&other) noexcept;
+	Batch &operator=(Batch &&other) noexcept;
 
 	/* NEWTABLE; exclusive adds NLM_F_EXCL (EEXIST if it exists). */
 	void addTable(const nftnl_table *t, bool exclusive, std::string what);

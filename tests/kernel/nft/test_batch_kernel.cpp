@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include <sys/socket.h>
+
 #include "helpers.hpp"
 
 using namespace nftpm::nft;
@@ -294,4 +296,41 @@ TEST_CASE("time of a one-element batch commit (printed, not asserted)")
 	auto got = getElements(s, kInet, "b7", "s", { ipKey(1) });
 	REQUIRE(got);
 	CHECK(got->front() == nullptr);
+}
+
+TEST_CASE("answers lost to a full receive buffer are reported, not waited for")
+{
+	constexpr std::uint32_t n = 20000;
+	Socket s = openSocket();
+	createSkeleton(s, "b8");
+
+	auto fill = [&](Batch &b, bool add) {
+		for (std::uint32_t i = 0; i < n; ++i) {
+			SetPtr e = elementsOf("b8", "s");
+			addElement(e.get(), ipKey(i));
+			if (add)
+				b.addElements(e.get(), true, "add element inet b8 s");
+			else
+				b.deleteElements(e.get(), "delete element inet b8 s");
+		}
+	};
+
+	/* A first big commit sizes the buffer; then shrink it behind the socket's back. */
+	Batch first;
+	fill(first, true);
+	commitOk(s, first);
+	int tiny = 4096;
+	REQUIRE(setsockopt(mnl_socket_get_fd(s.get()), SOL_SOCKET, SO_RCVBUFFORCE, &tiny,
+			   sizeof(tiny)) == 0);
+
+	Batch second;
+	fill(second, false);
+	Result<void> r;
+	double ms = millis([&] { r = second.commit(s); });
+	REQUIRE(!r);
+	CHECK(r.error().errnum == ENOBUFS);
+	std::printf("commit whose answers overflowed the receive buffer: failed after %.1f ms\n", ms);
+
+	/* The socket is still good for the next exchange. */
+	CHECK(getSet(s, kInet, "b8", "s"));
 }

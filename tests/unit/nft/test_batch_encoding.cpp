@@ -341,3 +341,19 @@ TEST_CASE("an empty element set adds no operation")
 	CHECK(b.empty());
 	CHECK(encode(b).size() == 2);
 }
+
+TEST_CASE("a batch moves with its operations")
+{
+	Batch a(3);
+	a.addTable(makeTable("t").get(), false, "add table inet t");
+	auto bytes = a.encoded();
+
+	Batch b(std::move(a));
+	CHECK(b.size() == 1);
+	CHECK(b.encoded() == bytes);
+
+	Batch c;
+	c = std::move(b);
+	CHECK(c.size() == 1);
+	CHECK(c.encoded() == bytes);
+}
