@@ -150,15 +150,15 @@ class Bed:
         return 'true\t/bin/true\tCNI_COMMAND=NONE PATH=/usr/sbin:/usr/bin:/sbin:/bin\t\n'
 
     def run_jobs(self, tools, jobs):
-        """Runs jobs in the host namespace; returns [(label, ns, maxrss_kib)]."""
+        """Runs jobs in the host namespace; returns [(label, ns, maxrss_kib, cpu_us)]."""
         p = subprocess.run(['ip', 'netns', 'exec', self.host, os.path.join(tools, 'spawn_timer')],
                            input=''.join(jobs), capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f'{PLUGIN_NAMES[self.key]}: a job failed:\n{p.stderr[-3000:]}')
         out = []
         for line in p.stdout.splitlines():
-            label, ns, rss, _ = line.split('\t')
-            out.append((label, int(ns), int(rss)))
+            label, ns, rss, _, cpu = line.split('\t')
+            out.append((label, int(ns), int(rss), int(cpu)))
         return out
 
     # --- the packet path ---
@@ -204,11 +204,16 @@ def measure_level(bed, tools, runs, warmup):
     wall = time.monotonic() - t0
     by = {'true': [], 'add': [], 'del': []}
     rss = {'true': [], 'add': [], 'del': []}
-    for label, ns, kib in res:
+    cpu = {'true': [], 'add': [], 'del': []}
+    for label, ns, kib, us in res:
         by[label].append(ns)
         rss[label].append(kib)
+        cpu[label].append(us)
     out = {k: summarize(v) for k, v in by.items()}
+    for k, v in cpu.items():
+        out[k]['cpu_median_ms'] = statistics.median(v) / 1000
     out['samples_ns'] = by
+    out['samples_cpu_us'] = cpu
     out['maxrss_kib'] = {k: {'median': statistics.median(v), 'max': max(v)} for k, v in rss.items()}
     out['wall_s'] = wall
     return out
@@ -254,7 +259,7 @@ def populate(bed, tools, target, chunk, deadline=None):
     while bed.count < target:
         n = min(chunk, target - bed.count)
         res = bed.run_jobs(tools, [bed.bg_job(i) for i in range(bed.count, bed.count + n)])
-        per_add += [ns for _, ns, _ in res]
+        per_add += [ns for _, ns, _, _ in res]
         bed.count += n
         if target - bed.count > 0:
             log(f'  {PLUGIN_NAMES[bed.key]}: {bed.count}/{target} containers published '
@@ -274,28 +279,32 @@ def build_table(meta, results, targets):
     L.append('')
     L.append(f'Machine: {meta["cpu"]}, {meta["cores"]} cores, kernel {meta["kernel"]}; '
              f'load average {meta["load_start"]} at start, {meta["load_end"]} at end.  ')
-    L.append(f'nft-portmap: `{meta["nft_plugin"]}` ({meta["nft_version"]}); reference: '
+    rev = f', source {meta["nft_rev"]}' if meta.get('nft_rev') else ''
+    L.append(f'nft-portmap: `{meta["nft_plugin"]}` ({meta["nft_version"]}{rev}); reference: '
              f'`{meta["ref_plugin"]}` ({meta["ref_version"]}, iptables backend, {meta["iptables"]}).  ')
     L.append(f'Command: `{meta["command"]}`; total {meta["wall_s"]:.0f} s.')
     L.append('')
     L.append('Times are whole processes, from posix_spawn to wait4, by the same harness for '
              '`/bin/true` (the floor), ADD and DEL, interleaved; each container has two TCP '
              'mappings; ADD/DEL are of one more container (the test container) on top of N others. '
-             '"work" = median − `/bin/true` median.')
+             '"work" = median − `/bin/true` median; "CPU" = median user + system time of the '
+             'process and of the children it waited for (iptables, for the reference).')
     L.append('')
     L.append('## ADD and DEL')
     L.append('')
     L.append('| plugin | other containers | runs | /bin/true median ms | ADD median ms | ADD p90 ms '
-             '| ADD work ms | DEL median ms | DEL p90 ms | DEL work ms | ADD peak RSS MiB |')
-    L.append('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+             '| ADD work ms | ADD CPU ms | DEL median ms | DEL p90 ms | DEL work ms | DEL CPU ms '
+             '| ADD peak RSS MiB |')
+    L.append('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for key in ('nft', 'ref'):
         for lvl in sorted(results[key]['levels'], key=int):
             r = results[key]['levels'][lvl]
             t, a, d = r['true'], r['add'], r['del']
             L.append(f'| {PLUGIN_NAMES[key]} | {int(lvl):,} | {a["n"]} | {fmt(t["median_ms"])} | '
                      f'{fmt(a["median_ms"])} | {fmt(a["p90_ms"])} | '
-                     f'{fmt(a["median_ms"] - t["median_ms"])} | {fmt(d["median_ms"])} | '
-                     f'{fmt(d["p90_ms"])} | {fmt(d["median_ms"] - t["median_ms"])} | '
+                     f'{fmt(a["median_ms"] - t["median_ms"])} | {fmt(a["cpu_median_ms"])} | '
+                     f'{fmt(d["median_ms"])} | {fmt(d["p90_ms"])} | {fmt(d["median_ms"] - t["median_ms"])} | '
+                     f'{fmt(d["cpu_median_ms"])} | '
                      f'{r["maxrss_kib"]["add"]["max"] / 1024:.2f} |')
     L.append('')
     floor_rss = [results[k]['levels'][l]['maxrss_kib']['true']['max'] / 1024
@@ -436,6 +445,7 @@ def main():
     ap.add_argument('--conn-trials', type=int, default=5)
     ap.add_argument('--conn-seconds', type=int, default=3)
     ap.add_argument('--command', default='bench/run.sh', help='shown in the output')
+    ap.add_argument('--nft-rev', default='', help='source revision of the nft-portmap binary, shown in the output')
     args = ap.parse_args()
 
     meta = {
@@ -445,7 +455,7 @@ def main():
         'cpu': next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')),
                     platform.machine()),
         'load_start': ' '.join(open('/proc/loadavg').read().split()[:3]),
-        'nft_plugin': args.nft, 'ref_plugin': args.ref, 'command': args.command,
+        'nft_plugin': args.nft, 'nft_rev': args.nft_rev, 'ref_plugin': args.ref, 'command': args.command,
         'levels': args.levels, 'runs': args.runs,
         'ref_runs': args.ref_runs, 'warmup': args.warmup,
         'iptables': subprocess.run(['iptables', '--version'], capture_output=True, text=True).stdout.strip(),

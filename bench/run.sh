@@ -40,6 +40,7 @@ if [ -z "${NFT_PORTMAP:-}" ]; then
 	[ -d "$builddir" ] || meson setup "$builddir" "$repo" -Dbuildtype=release >/dev/null
 	ninja -C "$builddir" src/nft-portmap >/dev/null
 	NFT_PORTMAP=$builddir/src/nft-portmap
+	NFT_PORTMAP_REV=${NFT_PORTMAP_REV:-$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)}
 fi
 
 # The timing harness is static so that its own memory does not show in the
@@ -59,4 +60,4 @@ cleanup() {
 trap cleanup EXIT
 
 /usr/bin/python3 "$here/bench.py" --nft "$NFT_PORTMAP" --tools "$tools" --out "$here/results" \
-	--prefix "$prefix" --command "bench/run.sh${*:+ $*}" "$@"
+	--prefix "$prefix" --command "bench/run.sh${*:+ $*}" --nft-rev "${NFT_PORTMAP_REV:-}" "$@"

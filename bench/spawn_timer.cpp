@@ -20,7 +20,10 @@
  * and stderr go to a second memfd, shown on our stderr when it fails.
  *
  * Output on stdout, one line per job:
- *     label <TAB> nanoseconds <TAB> maxrss_kib <TAB> exit status
+ *     label <TAB> nanoseconds <TAB> maxrss_kib <TAB> exit status <TAB> cpu_us
+ * where cpu_us is the user + system CPU time of the process (and of the
+ * children it waited for): what the wall time is left with once waiting,
+ * for the kernel or for a CPU on a busy machine, is taken out.
  * With -k a failed job does not stop the run (exit status 1 at the end).
  */
 #include <cerrno>
@@ -182,7 +185,9 @@ int main(int argc, char **argv)
 		long long elapsed = nowNs() - start;
 
 		int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		std::printf("%s\t%lld\t%ld\t%d\n", job.label.c_str(), elapsed, ru.ru_maxrss, code);
+		long long cpuUs = (static_cast<long long>(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * 1000000LL +
+				  ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+		std::printf("%s\t%lld\t%ld\t%d\t%lld\n", job.label.c_str(), elapsed, ru.ru_maxrss, code, cpuUs);
 		if (code != 0) {
 			showOutput(outFd, job);
 			failed = true;
