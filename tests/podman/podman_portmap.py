@@ -366,6 +366,16 @@ runroot = "{self.path('runroot')}"
             run(self.in_ns(self.hostns, ['nft', 'list', 'table', 'inet', 'nft-portmap']),
                 check=False)
 
+    def tool_listing(self):
+        """`nft-portmap list --json` in the test namespace (None for other plugins)."""
+        if self.plugin_type != 'nft-portmap':
+            return None
+        run(self.in_ns(self.hostns, [self.plugin, 'list']), check=False)
+        p = run(self.in_ns(self.hostns, [self.plugin, 'list', '--json']), check=False)
+        if p.returncode != 0:
+            raise TestFailure(f'nft-portmap list --json exited {p.returncode}')
+        return json.loads(p.stdout)
+
     # -- cleanup ---------------------------------------------------------
 
     def cleanup(self):
@@ -443,6 +453,11 @@ def test(env):
         # Hairpin: the container through its own published port.
         env.fetch_in_container(f'http://{HOST_V4}:{HOST_PORT}/')
         env.nft_counters_note()
+        listing = env.tool_listing()
+        if listing is not None:
+            text = json.dumps(listing)
+            if env.container_id not in text or str(HOST_PORT) not in text:
+                raise TestFailure('nft-portmap list --json does not show the container\'s port')
 
     with Step('podman stop (DEL)'):
         # Podman tears the network down when a container stops.
@@ -474,6 +489,9 @@ def test(env):
                                        f'http://127.0.0.1:{HOST_PORT}/']), check=False)
         if env.token in p.stdout:
             raise TestFailure('the page is still served after podman rm')
+        listing = env.tool_listing()
+        if listing is not None and env.container_id in json.dumps(listing):
+            raise TestFailure('nft-portmap list --json still shows the container after rm')
 
 
 def main():
@@ -500,7 +518,7 @@ def main():
         log(f'FAIL: {opts.plugin} is not an executable')
         return 1
 
-    tmp = tempfile.mkdtemp(prefix='nftpm-podman-')
+    tmp = tempfile.mkdtemp(prefix='podman-portmap-test-')
     env = Env(opts.plugin, tmp, opts.verbose)
     status = 0
     start = time.monotonic()
