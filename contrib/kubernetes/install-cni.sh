@@ -7,7 +7,7 @@
 set -eu
 
 dest=${1:-/host/opt/cni/bin}
-src=/opt/nft-portmap
+src=${NFT_PORTMAP_SRC:-/opt/nft-portmap}   
 
 [ -d "$dest" ] || { echo "install-cni: $dest is not a directory (hostPath mount?)" >&2; exit 1; }
 
