@@ -5,13 +5,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
-#include <unistd.h>
 
 #include "sys/conntrack_msg.hpp"
 #include "sys/netlink_socket.hpp"
+#include "sys/small_file.hpp"
 
 namespace nftpm::sys {
 
@@ -23,13 +22,14 @@ namespace {
 constexpr int kMaxAttempts = 3;
 
 /*
- * Worth doing again: EINTR is a dump the kernel flagged as interrupted
- * (NLM_F_DUMP_INTR), EAGAIN what nfnetlink answers right after it loaded
- * the ctnetlink module on demand, EBUSY a table being resized.
+ * Worth doing again. EINTR: a dump flagged NLM_F_DUMP_INTR (the netlink
+ * way of saying the table changed under it; ctnetlink of 6.18 does not
+ * flag its dumps, but nothing promises it never will). EAGAIN: what
+ * nfnetlink answers when it had to load the ctnetlink module first.
  */
 bool isTransient(int err)
 {
-	return err == EINTR || err == EAGAIN || err == EBUSY;
+	return err == EINTR || err == EAGAIN;
 }
 
 std::string failure(Family family, const char *step, int err)
@@ -43,18 +43,10 @@ std::string failure(Family family, const char *step, int err)
  */
 std::optional<unsigned long> entryCount()
 {
-	int fd = ::open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	auto contents = readSmallFile("/proc/sys/net/netfilter/nf_conntrack_count");
+	if (!contents)
 		return std::nullopt;
-	std::array<char, 32> buf{};
-	ssize_t n;
-	do
-		n = ::read(fd, buf.data(), buf.size());
-	while (n < 0 && errno == EINTR);
-	::close(fd);
-	if (n <= 0)
-		return std::nullopt;
-	return parseCount(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+	return parseCount(*contents);
 }
 
 struct DumpState {

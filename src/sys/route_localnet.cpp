@@ -5,13 +5,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
-#include <unistd.h>
 
 #include "sys/netlink_socket.hpp"
+#include "sys/small_file.hpp"
 
 namespace nftpm::sys {
 
@@ -40,39 +39,6 @@ int findOif(const nlattr *attr, void *data)
 	if (mnl_attr_get_type(attr) == RTA_OIF && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
 		*static_cast<std::optional<unsigned> *>(data) = mnl_attr_get_u32(attr);
 	return MNL_CB_OK;
-}
-
-/* The file's contents, or nullopt if it cannot be read. */
-std::optional<std::string> readSmallFile(const std::string &path)
-{
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return std::nullopt;
-	std::array<char, 32> buf{};
-	ssize_t n;
-	do
-		n = ::read(fd, buf.data(), buf.size());
-	while (n < 0 && errno == EINTR);
-	::close(fd);
-	if (n < 0)
-		return std::nullopt;
-	return std::string(buf.data(), static_cast<std::size_t>(n));
-}
-
-Expected<void, std::string> writeOne(const std::string &path)
-{
-	int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return Unexpected(path + ": " + std::strerror(errno));
-	ssize_t n;
-	do
-		n = ::write(fd, "1", 1);
-	while (n < 0 && errno == EINTR);
-	int err = errno;
-	::close(fd);
-	if (n != 1)
-		return Unexpected(path + ": " + std::strerror(n < 0 ? err : EIO));
-	return {};
 }
 
 } /* namespace */
@@ -154,10 +120,13 @@ Expected<std::optional<std::string>, std::string> enableRouteLocalnet(const IpAd
 	auto path = routeLocalnetPath(ifname);
 	if (!path)
 		return Unexpected("route_localnet: unusable interface name \"" + ifname + "\"");
-	/* Skip the write when it is set already (a read is cheaper, and idempotent). */
+	/*
+	 * Written only when not 1 already: a /proc/sys that is read-only (a
+	 * host or runtime that set it up front) is then no obstacle.
+	 */
 	auto current = readSmallFile(*path);
 	if (!current || !sysctlIsOne(*current)) {
-		auto w = writeOne(*path);
+		auto w = writeSmallFile(*path, "1");
 		if (!w)
 			return Unexpected("route_localnet: " + w.error());
 	}
