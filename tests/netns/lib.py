@@ -338,8 +338,10 @@ class Topology:
 
     # -- the network configuration -------------------------------------------
 
-    def subnets(self):
+    def subnets(self, net=0):
+        """The container subnets of network number `net` (0: the main network)."""
         a, b = self.subnet_ids
+        b = (b + net) % 256
         nets = []
         if self.family in ('ipv4', 'dual'):
             nets.append(f'10.{a}.{b}.0/24')
@@ -347,29 +349,37 @@ class Topology:
             nets.append(f'fd00:{a:x}:{b:x}::/64')
         return nets
 
-    def conflist(self, portmap=None, cni_version=None):
+    def network_name(self, net=0):
+        return self.network if net == 0 else f'{self.network}-n{net}'
+
+    def conflist(self, portmap=None, cni_version=None, net=0):
         """The real chain: bridge (+ host-local) then the plugin under test.
 
         portmap: extra keys of the portmap plugin's configuration (snat,
         masqAll, conditionsV4, ...).
+        net:     0 for the main network; other numbers make further networks
+                 (own name, bridge and subnets, no default route: a container
+                 attached to two networks keeps the main one's).
         """
-        routes = [{'dst': '0.0.0.0/0' if not is_v6(n) else '::/0'} for n in self.subnets()]
+        routes = []
+        if net == 0:
+            routes = [{'dst': '0.0.0.0/0' if not is_v6(n) else '::/0'} for n in self.subnets()]
         pm = {'type': self.plugin_type, 'capabilities': {'portMappings': True}}
         pm.update(portmap or {})
         return {
             'cniVersion': cni_version or self.cni_version,
-            'name': self.network,
+            'name': self.network_name(net),
             'plugins': [
                 {
                     'type': 'bridge',
-                    'bridge': self.bridge,
+                    'bridge': self.bridge if net == 0 else f'{self.bridge}n{net}'[:15],
                     'isGateway': True,
                     'hairpinMode': True,
                     'ipMasq': False,
                     'ipam': {
                         'type': 'host-local',
                         'dataDir': self.ipam_dir,
-                        'ranges': [[{'subnet': n}] for n in self.subnets()],
+                        'ranges': [[{'subnet': n}] for n in self.subnets(net)],
                         'routes': routes,
                     },
                 },
@@ -377,30 +387,33 @@ class Topology:
             ],
         }
 
-    def runner(self, portmap=None, cni_version=None):
+    def runner(self, portmap=None, cni_version=None, net=0):
         """A libcni-like runner whose plugins execute inside the host namespace."""
-        return cnirun.CniRunner(self.conflist(portmap, cni_version), self.cni_path,
+        return cnirun.CniRunner(self.conflist(portmap, cni_version, net), self.cni_path,
                                 self.cache_dir, self.host.exec_prefix(), log=log)
 
     # -- containers ---------------------------------------------------------
 
     def add_container(self, name, mappings, portmap=None, serve=None, ifname='eth0',
-                      cni_version=None):
+                      cni_version=None, container_id=None, ns=None, net=0):
         """Creates a container namespace, ADDs it and starts its echo server.
 
         mappings: the portMappings capability (None: the runtime sends none)
         serve:    PROTO:PORT endpoints for the echo server; by default the
                   container side of every mapping
+        container_id, ns: reuse an existing container's identity and
+                  namespace (a second attachment of the same container)
+        net:      the network number (see conflist)
         Raises cnirun.CniError if the ADD fails (the namespace is still
         cleaned up).
         """
         self._seq += 1
-        ns = self._namespace(f'c{self._seq}-{name}')
-        cid = f'{name}-{os.getpid()}-{secrets.token_hex(6)}'
-        c = Container(name, ns, cid, ifname, self.runner(portmap, cni_version), mappings)
+        ns = ns or self._namespace(f'c{self._seq}-{name}')
+        cid = container_id or f'{name}-{os.getpid()}-{secrets.token_hex(6)}'
+        c = Container(name, ns, cid, ifname, self.runner(portmap, cni_version, net), mappings)
         self.containers.append(c)
-        log(f'ADD container {name} (id {cid}) mappings={json.dumps(mappings)} '
-            f'portmap={json.dumps(portmap or {})}')
+        log(f'ADD container {name} (id {cid}) network {self.network_name(net)} if {ifname} '
+            f'mappings={json.dumps(mappings)} portmap={json.dumps(portmap or {})}')
         c.result = c.runner.add(cid, ns.path, ifname, c.capability_args())
         log(f'container {name}: {c.ipv4 or "-"} / {c.ipv6 or "-"}')
         if serve is None:

@@ -214,7 +214,7 @@ def cmd_add(conf):
     p = plan(conf, ifname)
     objs, text = table_state()
     lines = [SKELETON] if objs is None else removal(objs, [p.dnat, p.masq], chain_names(objs))
-    comment = f'net={conf["name"]} id={os.environ["CNI_CONTAINERID"]} if={ifname}'
+    comment = f'net={conf["name"]} id={os.environ["CNI_CONTAINERID"]} if={ifname}'[:127]
     lines.append(f'add chain {TABLE} {p.dnat} {{ comment "{comment}"; }}')
     lines += [f'add rule {TABLE} {p.dnat} {r}' for r in p.rules]
     if p.mrules:

@@ -14,6 +14,7 @@ Register with @scenario(name) or, for one body per address family,
 
 import collections
 import copy
+import secrets
 
 import cnirun
 import lib
@@ -250,12 +251,18 @@ def attachment_chains(table, c, host_ports):
     return table.element_targets(lambda scalars: bool(needles & set(scalars)))
 
 
-def expect_clean_of(t, c, chains, host_ports):
-    """No chain, rule or element of c's attachment remains in our table."""
+def expect_clean_of(t, c, chains, host_ports, names=None):
+    """No chain, rule or element of c's attachment remains in our table.
+
+    names: strings that identify the attachment in comments (default: its
+    container ID; another attachment of the same container would share it).
+    """
     table = t.nft_table()
     if table is None:
         return
-    leftovers = table.mentions(c.id)
+    leftovers = []
+    for name in names or [c.id]:
+        leftovers += table.mentions(name)
     for name in chains:
         leftovers += table.mentions(name)
     for addr in (c.ipv4, c.ipv6):
@@ -276,7 +283,8 @@ def expect_present(t, c, host_ports):
     check(chains, f'no map element of {c.name} jumps to a chain:\n{t.nft_text()}')
     missing = chains - set(table.chains())
     check(not missing, f'elements jump to chains that do not exist: {missing}')
-    check(table.mentions(c.id), f'container ID {c.id} not named in any comment')
+    # Comments are cut to nft's 128 bytes: a long ID is only named in part.
+    check(table.mentions(c.id[:64]), f'container ID {c.id} not named in any comment')
     return chains
 
 
@@ -452,3 +460,69 @@ def cni_versions(t):
         t.delete_container(c)
         for addr in t.host_addresses():
             t.expect_no_reply(t.client, 'tcp', addr, port)
+
+
+# -- identity: network, container ID, ifname ----------------------------------------
+
+@scenario('two_networks')
+def two_networks(t):
+    """One container on two networks: DEL on one network keeps the other's mappings."""
+    a = t.add_container('a', [mapping(8080, 80)])
+    a1 = t.add_container('a', [mapping(8081, 81)], container_id=a.id, ns=a.ns, ifname='eth1',
+                         net=1)
+    chains = set() if t.is_reference else expect_present(t, a, [8080])
+    chains1 = set() if t.is_reference else expect_present(t, a1, [8081])
+    check(not chains & chains1, 'the two attachments share no chain')
+    for addr in t.host_addresses():
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
+        t.expect_reply(t.client, 'tcp', addr, 8081, 'a', peer=t.client_address(addr))
+    # The second network first: the main one holds the container's default
+    # route, which the answers of both attachments take.
+    t.delete_container(a1)
+    for addr in t.host_addresses():
+        t.expect_no_reply(t.client, 'tcp', addr, 8081)
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
+    if not t.is_reference:
+        expect_clean_of(t, a1, chains1, [8081], names=[t.network_name(1)])
+        check(expect_present(t, a, [8080]) == chains, "the main network's chains unchanged")
+    t.delete_container(a)
+    for addr in t.host_addresses():
+        t.expect_no_reply(t.client, 'tcp', addr, 8080)
+
+
+@scenario('late_del_keeps_new_owner')
+def late_del_keeps_new_owner(t):
+    """A repeated DEL of A, after B took A's old port, leaves B's mapping alone."""
+    a = t.add_container('a', [mapping(8080, 80), mapping(8080, 80, 'udp')])
+    stale_result = a.result
+    t.delete_container(a)
+    b = t.add_container('b', [mapping(8080, 80), mapping(8080, 80, 'udp')])
+    # containerd repeats DEL; here with A's old prevResult and runtimeConfig.
+    t.delete_container(a, prev_result=stale_result)
+    t.delete_container(a, prev_result=None, runtime_config=False)
+    for addr in t.host_addresses():
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'b', peer=t.client_address(addr))
+        t.expect_reply(t.client, 'udp', addr, 8080, 'b', peer=t.client_address(addr))
+        t.expect_reply(b.ns, 'tcp', addr, 8080, 'b', peer=b.gateway(addr))
+    if not t.is_reference:
+        expect_present(t, b, [8080])
+
+
+@scenario('long_container_id')
+def long_container_id(t):
+    """A 200-character container ID (beyond nft's 128-byte comments) publishes and deletes."""
+    long_id = 'k8s-' + secrets.token_hex(98)
+    a = t.add_container('a', [mapping(8080, 80)], container_id=long_id)
+    b = t.add_container('b', [mapping(8081, 81)], container_id=long_id[:-1] + 'z')
+    chains = set() if t.is_reference else expect_present(t, a, [8080])
+    for addr in t.host_addresses():
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
+        t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
+    t.delete_container(a)
+    for addr in t.host_addresses():
+        t.expect_no_reply(t.client, 'tcp', addr, 8080)
+        t.expect_reply(t.client, 'tcp', addr, 8081, 'b')
+    if not t.is_reference:
+        table = t.nft_table()
+        leftovers = [h for name in chains for h in table.mentions(name)]
+        check(not leftovers, f'chains of the deleted long-ID container remain: {leftovers}')
