@@ -6,29 +6,41 @@
  * delete.
  *
  *   table inet nft-portmap {
+ *     comment "nft-portmap: container ports published by the nft-portmap CNI plugin"
  *     map ports4     { type inet_proto . inet_service : verdict }            # any IPv4 host address
  *     map ports6     { type inet_proto . inet_service : verdict }            # any IPv6 host address
  *     map addrports4 { type ipv4_addr . inet_proto . inet_service : verdict } # hostIP given
  *     map addrports6 { type ipv6_addr . inet_proto . inet_service : verdict }
  *     map masq4      { type ipv4_addr : verdict }   # container address : jump its masq chain
  *     map masq6      { type ipv6_addr : verdict }
- *     chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump dispatch }
- *     chain output      { type nat hook output priority dstnat; fib daddr type local jump dispatch }
+ *       (elements: key comment "<attachmentComment>" : jump <owner's chain>)
+ *     chain prerouting  { type nat hook prerouting priority dstnat; policy accept;
+ *                         fib daddr type local jump dispatch }
+ *     chain output      { type nat hook output priority dstnat; policy accept;
+ *                         fib daddr type local jump dispatch }
  *     chain dispatch    { ip daddr . meta l4proto . th dport vmap @addrports4
  *                         meta nfproto ipv4 meta l4proto . th dport vmap @ports4
  *                         ip6 daddr . meta l4proto . th dport vmap @addrports6
  *                         meta nfproto ipv6 meta l4proto . th dport vmap @ports6 }
- *     chain postrouting { type nat hook postrouting priority srcnat;
+ *     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
  *                         ct status dnat ip daddr vmap @masq4
  *                         ct status dnat ip6 daddr vmap @masq6 }
- *     chain pm-<hash> {       # one attachment's DNAT; comment names network, container, ifname
- *       meta nfproto ipv4 [ip daddr H] meta l4proto tcp th dport 8080 [conditions] counter dnat ip to 10.88.0.2:80
- *       meta nfproto ipv6 ... dnat ip6 to [fd00::2]:80 }
- *     chain pm-<hash>-masq {  # one attachment's hairpin/localhost masquerade
- *       ip daddr 10.88.0.2 ip saddr 10.88.0.0/16 counter masquerade
- *       ip daddr 10.88.0.2 ip saddr 127.0.0.0/8 counter masquerade
- *       ip6 daddr fd00::2 ip6 saddr fd00::/64 counter masquerade }     # masqAll: no saddr match
+ *     chain pm-<hash> {       # one attachment's DNAT; comment "<attachmentComment>"
+ *       meta nfproto ipv4 [ip daddr H] meta l4proto tcp th dport 8080 [conditionsV4]
+ *         counter dnat ip to 10.88.0.2:80
+ *       meta nfproto ipv6 [ip6 daddr H] meta l4proto tcp th dport 8080 [conditionsV6]
+ *         counter dnat ip6 to [fd00::2]:80 }
+ *     chain pm-<hash>-masq {  # one attachment's hairpin/localhost masquerade; same comment
+ *       meta nfproto ipv4 ip daddr 10.88.0.2 ip saddr 10.88.0.0/16 counter masquerade
+ *       meta nfproto ipv4 ip daddr 10.88.0.2 ip saddr 127.0.0.0/8 counter masquerade
+ *       meta nfproto ipv6 ip6 daddr fd00::2 ip6 saddr fd00::/64 counter masquerade }
  *   }
+ *
+ * masqAll: one rule per family without the saddr match. Masquerade rules
+ * and masq4/masq6 elements exist for a family only when snat is on and the
+ * plan has DNAT rules of that family. Rules are listed here as they are
+ * built; `nft list` hides the meta nfproto that an ip/ip6 match implies and
+ * prints "meta l4proto tcp th dport" as "tcp dport".
  *
  * Every map element jumps to the chain of the attachment that owns it, so
  * ownership is the element's verdict: a DEL removes an element only when it
@@ -87,7 +99,7 @@ std::optional<std::string> chainComment(const nftnl_chain *c);
 
 /* One DNAT rule of an attachment: a mapping resolved to one family's container address. */
 struct DnatRule {
-	PortMapping mapping;     /* hostIP, when set, has the rule's family */
+	PortMapping mapping;     /* hostIP, when set, has the rule's family and is not 0.0.0.0/:: */
 	IpAddress containerAddr; /* its family is the rule's family */
 
 	Family family() const { return containerAddr.family(); }
@@ -112,7 +124,11 @@ struct AttachmentPlan {
 /*
  * Resolves mappings against the container addresses as the reference does:
  * a mapping with a hostIP of one family only applies to that family; a
- * mapping without hostIP applies to every family the container has.
+ * mapping without hostIP (or with 0.0.0.0 / ::, which mean the same) applies
+ * to every family the container has. Rules follow the mappings' order, IPv4
+ * before IPv6 for each; an identical rule is kept once. Two mappings with
+ * the same host key but different container ports both get a rule, but
+ * only one element: the first rule wins (as with the reference's rule list).
  */
 AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings,
 			std::optional<IpPrefix> containerV4, std::optional<IpPrefix> containerV6,
@@ -142,9 +158,14 @@ std::vector<ElementKey> planKeys(const AttachmentPlan &p);
 void addSkeleton(nft::Batch &b, const Priorities &prio);
 
 /*
- * The attachment's chains and rules, and its map elements (NLM_F_EXCL: a key
- * held by anyone fails with EEXIST, naming that element in the batch error).
- * chainsExist: flush the existing chains instead of creating them.
+ * The attachment's chains and rules, and its map elements: one NEWSETELEM
+ * per key with NLM_F_EXCL, so a key held by anyone (the attachment itself
+ * included: delete its old elements first) fails with EEXIST and the batch
+ * error names that element ("add element inet nft-portmap ports4 { tcp .
+ * 8080 : jump pm-... }"). A chain that exists is flushed, one that does not
+ * is created (exclusively). The masq chain is only touched when the plan
+ * has masquerade; deleting a masq chain it no longer needs is the caller's.
+ * Anonymous sets of conditions come right before the rule that uses them.
  */
 void addAttachment(nft::Batch &b, const AttachmentPlan &p, bool dnatChainExists,
 		   bool masqChainExists);
@@ -155,14 +176,12 @@ void deleteElements(nft::Batch &b, const std::vector<ElementKey> &keys);
 /* Flush and delete an attachment's chain by name (must be unreferenced by then). */
 void deleteChain(nft::Batch &b, const std::string &chain);
 
-/* What an attachment's chains hold, decoded from the kernel's rules. */
-struct DecodedAttachment {
-	std::vector<DnatRule> rules;               /* from the DNAT chain */
-	std::vector<IpAddress> masqueradedAddrs;   /* ip daddr of the masq chain rules */
-	std::vector<std::optional<IpPrefix>> masqSources; /* nullopt: masqAll */
-};
-
-/* Decodes rules of a DNAT chain / masq chain built by addAttachment. */
+/*
+ * Decodes one rule of a DNAT chain / masq chain built by addAttachment
+ * (from a kernel dump or a parsed batch). Conditions are recognised and
+ * passed over, not decoded: their anonymous sets are not part of a rule.
+ * Any other shape is an error saying what was expected where.
+ */
 Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *r);
 struct MasqRule {
 	IpAddress containerAddr;
