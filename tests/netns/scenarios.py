@@ -4,9 +4,13 @@
 Each scenario gets a fresh Topology (see lib.py) and proves one behaviour
 with real traffic: a published port answers (or does not) from a given
 namespace, and the echo server's reply says which container answered and
-which source address it saw. Scenarios that look at nftables state, or at
-behaviour the reference plugin does not have, are marked reference=False:
-they are not meant to pass with Debian's /usr/lib/cni/portmap.
+which source address it saw; where the DESIGN promises something about
+the ruleset (what DEL leaves behind, for instance) the table is read too.
+
+Scenarios about behaviour Debian's reference plugin (/usr/lib/cni/portmap
+1.1.1, iptables) does not have are marked reference=False and skip for it;
+the others pass with it, minus their nft table inspections (t.is_reference).
+That comparison is what tells a harness bug from a plugin bug.
 
 Register with @scenario(name) or, for one body per address family,
 @per_family(stem) which makes ipv4_<stem>, ipv6_<stem> and dual_<stem>.
