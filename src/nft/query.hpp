@@ -28,11 +28,19 @@ namespace nftpm::nft {
 [[nodiscard]] Result<ChainPtr> getChain(Socket &s, std::uint16_t family, const std::string &table,
 					const std::string &chain);
 
-/* Dump of the rules of one chain (the kernel looks the chain up by name). */
+/*
+ * Dump of the rules of one chain (the kernel looks the chain up by name).
+ * The kernel answers an empty dump for a missing chain, so an empty answer
+ * costs one GETCHAIN more to tell "no rules" from ENOENT.
+ */
 [[nodiscard]] Result<std::vector<RulePtr>> getRules(Socket &s, std::uint16_t family,
 						    const std::string &table, const std::string &chain);
 
-/* Dump of every chain of one table (GC, list). */
+/*
+ * Dump of every chain of one table (GC, list). The kernel filters chain
+ * dumps by family only, so this walks every chain of the family; an empty
+ * answer costs one GETTABLE more (ENOENT for a missing table).
+ */
 [[nodiscard]] Result<std::vector<ChainPtr>> dumpChains(Socket &s, std::uint16_t family,
 						       const std::string &table);
 
@@ -43,7 +51,9 @@ namespace nftpm::nft {
 /*
  * NFT_MSG_GETSETELEM for each key (raw key bytes as the kernel stores them,
  * concatenation fields padded to 4 bytes). The result is aligned with keys:
- * nullptr where the element does not exist.
+ * nullptr where the element does not exist; a missing set or table is
+ * Error{ENOENT}. The requests are pipelined (one sendmsg() per 64 keys);
+ * element expressions (per-element counters) are not carried over.
  */
 [[nodiscard]] Result<std::vector<SetElemPtr>>
 getElements(Socket &s, std::uint16_t family, const std::string &table, const std::string &set,

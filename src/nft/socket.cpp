@@ -358,7 +358,7 @@ Result<void> Socket::request(const nlmsghdr *nlh, const std::string &operation,
 		if (x.kernelError)
 			return fail(x.ack.errnum, operation, std::move(x.ack.detail));
 		if (x.callbackFailed)
-			return fail(errno ? errno : EPROTO, operation, "malformed answer");
+			return fail(EPROTO, operation, "malformed answer");
 		if (errno == EINTR)
 			return fail(EINTR, operation, "dump interrupted by a ruleset change");
 		return fail(errno, operation);

@@ -37,7 +37,11 @@ public:
 	/*
 	 * Sends one request (nlh must carry seq from nextSeq()) and feeds every
 	 * reply message to cb until NLMSG_DONE, the ACK, or an error. A kernel
-	 * error comes back as Error{errno, operation}.
+	 * error comes back as Error{errno, operation, extended ACK message}.
+	 * A request without NLM_F_DUMP or NLM_F_ACK is sent with NLM_F_ACK so
+	 * that its end is seen. A dump the kernel flags as interrupted by a
+	 * ruleset change is Error{EINTR}. cb returns MNL_CB_OK to go on,
+	 * MNL_CB_STOP to stop early, MNL_CB_ERROR to fail (EPROTO).
 	 */
 	[[nodiscard]] Result<void> request(const nlmsghdr *nlh, const std::string &operation,
 					   const std::function<int(const nlmsghdr *)> &cb);
