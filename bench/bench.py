@@ -310,8 +310,9 @@ def build_table(meta, results, targets):
     floor_rss = [results[k]['levels'][l]['maxrss_kib']['true']['max'] / 1024
                  for k in results for l in results[k]['levels']]
     if floor_rss:
-        L.append(f'Peak RSS is wait4\'s ru_maxrss, the largest over the runs; `/bin/true` '
-                 f'measured the same way peaks at {max(floor_rss):.2f} MiB.')
+        L.append(f'Peak RSS is wait4\'s ru_maxrss, the largest over the runs (for the reference, of the '
+                 f'plugin or of one of its iptables children); `/bin/true` measured the same way peaks '
+                 f'at {max(floor_rss):.2f} MiB.')
         L.append('')
     for note in results['ref'].get('notes', []) + results['nft'].get('notes', []):
         L.append(f'Note: {note}')
@@ -391,7 +392,7 @@ def plot(results, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     styles = {'nft': ('tab:blue', 'o'), 'ref': ('tab:red', 's')}
     for ax, op in zip(axes, ('add', 'del')):
         floor = {}
@@ -417,8 +418,9 @@ def plot(results, path):
         ax.set_xlabel('other containers already published (2 TCP mappings each)')
         ax.grid(True, which='both', alpha=0.3)
     axes[0].set_ylabel('milliseconds (log scale)')
-    axes[1].legend(fontsize=8, loc='center right')
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -436,8 +438,8 @@ def main():
     ap.add_argument('--tools', required=True, help='directory of spawn_timer and conn_rate')
     ap.add_argument('--out', required=True, help='results directory')
     ap.add_argument('--prefix', default=f'nftpmb{os.getpid()}', help='namespace name prefix')
-    ap.add_argument('--levels', type=parse_levels, default=parse_levels('0,1000,2500,5000,10000'))
-    ap.add_argument('--runs', type=int, default=100, help='ADD/DEL pairs per level (nft-portmap)')
+    ap.add_argument('--levels', type=parse_levels, default=parse_levels('0,250,500,1000,2500,5000,10000'))
+    ap.add_argument('--runs', type=int, default=200, help='ADD/DEL pairs per level (nft-portmap)')
     ap.add_argument('--ref-runs', type=int, default=50, help='ADD/DEL pairs per level (reference)')
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--ref-budget', type=float, default=900,

@@ -5,6 +5,7 @@
 # network namespaces. As root, from anywhere:
 #
 #     bench/run.sh [bench.py options]
+#     bench/run.sh --profile        # where ADD and DEL spend their time
 #
 # Installs what it needs (Debian 12), builds the two helpers and a release
 # build of the plugin (build-bench/, or uses $NFT_PORTMAP if set), runs
@@ -28,6 +29,13 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v meson >/dev/null || need+=(meson ninja-build pkg-config)
 /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
+profile=0
+if [ "${1:-}" = --profile ]; then
+	profile=1
+	shift
+	command -v strace >/dev/null || need+=(strace)
+	command -v perf >/dev/null || need+=(linux-perf)
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench/run.sh: installing ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
@@ -59,5 +67,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ $profile = 1 ]; then
+	/usr/bin/python3 "$here/profile.py" --nft "$NFT_PORTMAP" --tools "$tools" --out "$here/results" \
+		--prefix "$prefix" --nft-rev "${NFT_PORTMAP_REV:-}" "$@"
+	exit
+fi
 /usr/bin/python3 "$here/bench.py" --nft "$NFT_PORTMAP" --tools "$tools" --out "$here/results" \
 	--prefix "$prefix" --command "bench/run.sh${*:+ $*}" --nft-rev "${NFT_PORTMAP_REV:-}" "$@"
