@@ -115,6 +115,28 @@ std::string describeOwner(const std::optional<Attachment> &owner, const std::str
 	       owner->ifname + ")";
 }
 
+/*
+ * "tcp port 8080 on every IPv4 address" / "udp port 53 on 192.0.2.1", from
+ * a port-map key's nft text ("tcp . 8080", "192.0.2.1 . udp . 53").
+ */
+std::string portDescription(const ElementKey &k)
+{
+	std::vector<std::string> parts;
+	for (std::size_t pos = 0;;) {
+		std::size_t sep = k.text.find(" . ", pos);
+		parts.push_back(k.text.substr(pos, sep == std::string::npos ? sep : sep - pos));
+		if (sep == std::string::npos)
+			break;
+		pos = sep + 3;
+	}
+	if (parts.size() == 2)
+		return parts[0] + " port " + parts[1] + " on every " +
+		       (k.map == ruleset::MapId::Ports4 ? "IPv4" : "IPv6") + " address";
+	if (parts.size() == 3)
+		return parts[1] + " port " + parts[2] + " on " + parts[0];
+	return k.text;
+}
+
 /* UDP host ports per family: their stale conntrack entries are deleted. */
 void flushUdpConntrack(const std::vector<ruleset::DnatRule> &rules)
 {
@@ -265,9 +287,10 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 				return Unexpected(kernelError(owner.error()));
 			return Unexpected(cni::Error{
 				cni::ErrPortConflict,
-				"host port " + keys[i].text + " is already published by " +
+				"host " + portDescription(keys[i]) + " is already published by " +
 					describeOwner(*owner, *t) + "; nothing was changed",
-				keys[i].text });
+				"map " + std::string(ruleset::mapName(keys[i].map)) + " element " + keys[i].text +
+					" jumps to chain " + *t });
 		}
 	}
 
