@@ -520,7 +520,7 @@ StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &remove
 			continue;
 		auto owner = ruleset::parseAttachmentComment(*comment);
 		/* Only attachments of the network this GC was called for. */
-		if (owner && owner->network == cfg.name)
+		if (owner && ruleset::commentFieldMatches(owner->network, cfg.name))
 			stale.push_back(name);
 	}
 	if (stale.empty())
