@@ -32,6 +32,7 @@ constexpr char kTableComment[] = "nft-portmap: container ports published by the 
 
 constexpr std::size_t kCommentMax = 127; /* nft's 128 bytes, with the NUL */
 constexpr std::size_t kMinCutId = 12;
+constexpr std::size_t kCutSuffix = 9; /* "~" + 8 hex digits */
 
 std::string tableText()
 {
@@ -544,15 +545,33 @@ std::optional<std::string> udataString(const void *data, std::uint32_t len, std:
 	return found.value;
 }
 
+/* "~" and 8 hex digits of FNV-1a-32 of the whole field: the end of a cut field. */
+std::string cutSuffix(const std::string &field)
+{
+	std::uint32_t h = 2166136261u;
+	for (unsigned char ch : field) {
+		h ^= ch;
+		h *= 16777619u;
+	}
+	char buf[16];
+	std::snprintf(buf, sizeof(buf), "%c%08x", kCutMarker, h);
+	return buf;
+}
+
 /* The fields of a comment, each cut to its share when the whole is too long. */
 std::string commentOf(std::string net, std::string id, std::string ifn)
 {
 	auto text = [&] { return "net=" + net + " id=" + id + " if=" + ifn; };
+	/*
+	 * A cut field keeps a prefix and ends in "~" plus 8 hex digits of a
+	 * hash of the whole field, so that matching a cut field (GC compares
+	 * network names) cannot confuse two names with the same prefix.
+	 */
 	auto cut = [](std::string &field, std::size_t excess, std::size_t keep) {
-		std::size_t target = field.size() > excess + 1 ? field.size() - excess - 1 : 0;
+		std::size_t target = field.size() > excess + kCutSuffix ? field.size() - excess - kCutSuffix : 0;
 		target = std::max(target, keep);
-		if (target + 1 < field.size())
-			field = field.substr(0, target) + kCutMarker;
+		if (target + kCutSuffix < field.size())
+			field = field.substr(0, target) + cutSuffix(field);
 	};
 	if (text().size() > kCommentMax)
 		cut(id, text().size() - kCommentMax, kMinCutId);
@@ -620,10 +639,11 @@ bool commentFieldMatches(const std::string &fromComment, const std::string &valu
 {
 	if (fromComment == value)
 		return true;
-	if (fromComment.empty() || fromComment.back() != kCutMarker)
+	if (fromComment.size() < kCutSuffix || fromComment[fromComment.size() - kCutSuffix] != kCutMarker)
 		return false;
-	std::string prefix = fromComment.substr(0, fromComment.size() - 1);
-	return value.size() > prefix.size() && value.compare(0, prefix.size(), prefix) == 0;
+	std::string prefix = fromComment.substr(0, fromComment.size() - kCutSuffix);
+	return value.size() > prefix.size() && value.compare(0, prefix.size(), prefix) == 0 &&
+	       fromComment.compare(prefix.size(), kCutSuffix, cutSuffix(value)) == 0;
 }
 
 bool commentMatches(const Attachment &fromComment, const Attachment &a)

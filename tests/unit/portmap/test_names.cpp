@@ -64,9 +64,12 @@ TEST_CASE("a long comment cuts the container ID first and stays within 127 bytes
 	REQUIRE(back);
 	CHECK(back->network == a.network);
 	CHECK(back->ifname == a.ifname);
-	CHECK(back->containerId.back() == kCutMarker);
-	CHECK(back->containerId.size() < kId64.size());
-	CHECK(kId64.rfind(back->containerId.substr(0, back->containerId.size() - 1), 0) == 0);
+	/* A cut field: a prefix, "~" and 8 hex digits of the whole field's hash. */
+	const std::string &cid = back->containerId;
+	REQUIRE(cid.size() > 9);
+	CHECK(cid[cid.size() - 9] == kCutMarker);
+	CHECK(cid.size() < kId64.size());
+	CHECK(kId64.rfind(cid.substr(0, cid.size() - 9), 0) == 0);
 	CHECK(commentMatches(*back, a));
 	/* Another container whose ID shares the kept prefix also matches: the chain name decides. */
 	CHECK_FALSE(commentMatches(*back, Attachment{ a.network, "ffff", "eth0" }));
@@ -81,12 +84,16 @@ TEST_CASE("a very long network name is cut after the ID reached its minimum")
 	CHECK(c.size() <= 127);
 	auto back = parseAttachmentComment(c);
 	REQUIRE(back);
-	CHECK(back->containerId == kId64.substr(0, 12) + kCutMarker);
-	CHECK(back->network.back() == kCutMarker);
+	CHECK(back->containerId.substr(0, 13) == kId64.substr(0, 12) + kCutMarker);
+	CHECK(back->containerId.size() == 12 + 9);
+	CHECK(back->network[back->network.size() - 9] == kCutMarker);
 	CHECK(back->ifname == "eth0");
 	CHECK(commentMatches(*back, a));
 	CHECK(commentFieldMatches(back->network, net));
 	CHECK_FALSE(commentFieldMatches(back->network, "other"));
+	/* Same prefix, different name: the hash in the cut field tells them apart. */
+	CHECK_FALSE(commentFieldMatches(back->network, std::string(199, 'n') + "m"));
+	CHECK_FALSE(commentFieldMatches(back->containerId, kId64.substr(0, 12) + "ffff"));
 }
 
 TEST_CASE("comments that are not ours do not parse")
