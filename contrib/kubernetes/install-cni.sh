@@ -7,7 +7,8 @@
 set -eu
 
 dest=${1:-/host/opt/cni/bin}
-src=${NFT_PORTMAP_SRC:-/opt/nft-portmap}   
+# Where the image keeps the pack (overridable for a run outside the image).
+src=${NFT_PORTMAP_SRC:-/opt/nft-portmap}
 
 [ -d "$dest" ] || { echo "install-cni: $dest is not a directory (hostPath mount?)" >&2; exit 1; }
 
