@@ -1,0 +1,380 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Failure safety: a refused batch changes nothing; a lost table is rebuilt; CAS retries.
+
+    test_failure.py --plugin build/src/nft-portmap [NAME ...]
+
+  full_map         the kernel refuses an element (our map made `size 1` by hand)
+  refused_expr     the kernel refuses masquerade / dnat (base chains made filter chains)
+  flush            `nft flush ruleset` and smaller losses: CHECK names them, ADD rebuilds
+  cas_admin        gdb stops the plugin right before its commit while an admin changes
+                   the ruleset: the generation check refuses the stale batch and the
+                   plugin retries from a fresh read (also: the netns lock serialises)
+  lockless_cas     the same with other plugin processes changing the ruleset
+                   (without the lock, which would make them wait)
+
+Refusals are compared with `nft -a list ruleset` (text and JSON, with
+handles) before and after; successes with the model (harness.Model).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (CODE_CHECK_FAILED, CODE_CONFLICT, CODE_REFUSED, TABLE, Attachment,  # noqa: E402
+                     Conf, Failure, Mapping, Model, Plugin, check, config, expect_outcome,
+                     expect_state, gc_config, lib, log, nft, parse_outcome, read_state,
+                     ruleset_snapshot)
+
+
+def att(cid, n, net='netA', v6=True):
+    return Attachment(net, cid, 'eth0', f'10.30.{n}.2/24', f'fd00:30:{n:x}::2/64' if v6 else None)
+
+
+def plugin_skeleton(p):
+    """The plugin's own skeleton as nft text (ADD and DEL of a container leave it)."""
+    a = att('skel', 250)
+    check(p.add(a, Conf((Mapping('tcp', 1, 1),))).ok, 'ADD for the skeleton')
+    check(p.delete(a).ok, 'DEL for the skeleton')
+    text = nft('list', 'table', *TABLE).stdout
+    nft('delete', 'table', *TABLE)
+    return text
+
+
+def expect_refused(p, a, conf, what, needle):
+    before = ruleset_snapshot()
+    out = p.add(a, conf)
+    check(out.code == CODE_REFUSED, f'{what}: expected code 101, got {out}')
+    check(needle in out.msg, f'{what}: the error must name the refused operation '
+          f'({needle!r}): {out.msg}')
+    check(ruleset_snapshot() == before, f'{what}: the refused batch changed the ruleset')
+    log(f'{what}: refused, ruleset unchanged: {out.msg}')
+
+
+def full_map(opts):
+    p = Plugin(opts.plugin)
+    skel = plugin_skeleton(p)
+    small = re.sub(r'(map ports4 \{\n)', r'\1\t\tsize 1\n', skel)
+    check(small != skel, 'could not make ports4 small')
+    nft('-f', '-', input=small)
+    a, b = att('a', 1), att('b', 2, v6=False)
+    check(p.add(a, Conf((Mapping('tcp', 8080, 80),))).ok, 'ADD of a (the one element that fits)')
+    # b's batch: its chains, masq element, then an element ports4 has no room for.
+    expect_refused(p, b, Conf((Mapping('tcp', 8081, 81),)), 'ADD into a full map',
+                   'add element inet nft-portmap ports4 { tcp . 8081')
+    expect_refused(p, b, Conf((Mapping('udp', 53, 53, '192.0.2.1'), Mapping('tcp', 8082, 82))),
+                   'ADD whose second element does not fit', 'ports4 { tcp . 8082')
+    # a's re-ADD with two ports: its old element is deleted and two added in
+    # one batch; the kernel refuses, and a keeps its old state.
+    expect_refused(p, a, Conf((Mapping('tcp', 8080, 80), Mapping('tcp', 8083, 83))),
+                   're-ADD of a that grows past the map size', 'ports4')
+    check(p.check(a, Conf((Mapping('tcp', 8080, 80),))).ok, 'a still passes CHECK')
+    # Still usable: other maps are not full, and DEL frees the room.
+    check(p.add(b, Conf((Mapping('tcp', 8081, 81, '192.0.2.1'),))).ok, 'ADD into addrports4')
+    check(p.delete(a).ok, 'DEL of a')
+    check(p.add(b, Conf((Mapping('tcp', 8081, 81),))).ok, 'ADD of b after DEL of a')
+
+
+def refused_expr(opts):
+    p = Plugin(opts.plugin)
+    skel = plugin_skeleton(p)
+    # masquerade is only valid in chains reached from nat hooks.
+    filt = skel.replace('type nat hook postrouting', 'type filter hook postrouting')
+    check(filt != skel, 'could not rewrite the postrouting chain')
+    nft('-f', '-', input=filt)
+    a = att('a', 1)
+    expect_refused(p, a, Conf((Mapping('tcp', 8080, 80),)), 'masquerade from a filter chain',
+                   'masq')
+    # snat off: no masquerade, so the ADD is fine; its dnat is reached from
+    # the nat prerouting chain.
+    check(p.add(a, Conf((Mapping('tcp', 8080, 80),), snat=False)).ok, 'ADD with snat off')
+    nft('delete', 'table', *TABLE)
+
+    filt = skel.replace('type nat hook prerouting', 'type filter hook prerouting')
+    nft('-f', '-', input=filt)
+    expect_refused(p, a, Conf((Mapping('tcp', 8080, 80),), snat=False),
+                   'dnat from a filter chain', 'add element inet nft-portmap ports')
+
+
+def flush(opts):
+    p = Plugin(opts.plugin)
+    m = Model()
+    a, b = att('a', 1), att('b', 2)
+    conf_a = Conf((Mapping('tcp', 8080, 80), Mapping('udp', 8080, 80, '192.0.2.1')))
+    conf_b = Conf((Mapping('tcp', 9090, 90),))
+    for x, conf in ((a, conf_a), (b, conf_b)):
+        expect_outcome(m.add(x, conf), p.add(x, conf), f'ADD {x}')
+    expect_state(m, 'after the ADDs')
+
+    def check_fails(needle, what):
+        out = p.check(a, conf_a)
+        check(out.code == CODE_CHECK_FAILED and needle in out.msg,
+              f'CHECK after {what}: expected code 103 mentioning {needle!r}, got {out}')
+        log(f'CHECK after {what}: {out.msg}')
+
+    def heal(what):
+        expect_outcome(m.add(a, conf_a), p.add(a, conf_a), f're-ADD after {what}')
+        expect_state(m, f're-ADD after {what}')
+        check(p.check(a, conf_a).ok, f'CHECK after the re-ADD that followed {what}')
+
+    lib.run(['nft', 'flush', 'ruleset'])
+    m.flush()
+    check_fails('table inet nft-portmap is missing', 'nft flush ruleset')
+    out = p.delete(b)
+    check(out.ok, f'DEL after the flush: {out}')
+    expect_outcome(m.add(b, conf_b), p.add(b, conf_b), 'first ADD after the flush')
+    expect_state(m, 'the first ADD after the flush rebuilt one skeleton')
+    check_fails('chain', 'the flush, for a container not re-added')
+    heal('nft flush ruleset')
+
+    losses = [
+        (['delete', 'element', *TABLE, 'ports4', '{ tcp . 8080 }'],
+         'element tcp . 8080 is missing from map ports4', 'an element deleted by hand'),
+        (['delete', 'element', *TABLE, 'addrports4', '{ 192.0.2.1 . udp . 8080 }'],
+         'element 192.0.2.1 . udp . 8080 is missing', 'a hostIP element deleted by hand'),
+        (['add', 'rule', *TABLE, a.chain, 'tcp', 'dport', '1', 'counter'],
+         'did not write', 'a rule added by hand to the attachment chain'),
+    ]
+    for cmd, needle, what in losses:
+        nft(*cmd)
+        check_fails(needle, what)
+        heal(what)
+
+    # A DNAT rule deleted by hand (by its handle).
+    listing = nft('-a', 'list', 'chain', *TABLE, a.chain).stdout
+    handle = re.search(r'tcp dport 8080 .* # handle (\d+)', listing).group(1)
+    nft('delete', 'rule', *TABLE, a.chain, 'handle', handle)
+    check_fails('DNAT rule tcp *:8080', 'a DNAT rule deleted by hand')
+    heal('a DNAT rule deleted by hand')
+
+    # The table deleted by hand (what `nft flush ruleset` does to it alone).
+    nft('delete', 'table', *TABLE)
+    m.flush()
+    check_fails('table inet nft-portmap is missing', 'the table deleted by hand')
+    heal('the table deleted by hand')
+    out = p.check(b, conf_b)
+    check(out.code == CODE_CHECK_FAILED, f'b was not re-added: CHECK must fail, got {out}')
+
+    # A shared chain emptied by hand: CHECK of every attachment names it.
+    nft('flush', 'chain', *TABLE, 'dispatch')
+    check_fails('chain dispatch has 0 rules', 'the dispatch chain flushed by hand')
+    out = p.add(a, conf_a)
+    log(f're-ADD after the dispatch chain was flushed: {out}; CHECK then: {p.check(a, conf_a)}')
+
+
+# -- compare-and-swap, with gdb holding the plugin right before its commit ----------------
+
+GDB_SCRIPT = r'''set breakpoint pending on
+set pagination off
+set confirm off
+set $nftpm_hits = 0
+break nftpm::nft::Batch::commit
+commands
+silent
+set $nftpm_hits = $nftpm_hits + 1
+printf "NFTPM-COMMIT %d\n", $nftpm_hits
+if $nftpm_hits == 1
+shell echo stopped > {stopped} && cat {go} > /dev/null
+end
+continue
+end
+run < {stdin} > {stdout}
+'''
+
+
+class Stopped:
+    """The plugin under gdb, stopped at its first Batch::commit until go()."""
+
+    def __init__(self, plugin, command, conf, a=None):
+        if not shutil.which('gdb'):
+            raise lib.Skip('gdb not found (apt-get install gdb)')
+        self.dir = tempfile.mkdtemp(prefix='nftpm-gdb-')
+        f = {k: os.path.join(self.dir, k) for k in ('stopped', 'go', 'stdin', 'stdout', 'gdb')}
+        os.mkfifo(f['stopped'])
+        os.mkfifo(f['go'])
+        with open(f['stdin'], 'w', encoding='utf-8') as fh:
+            import json
+            json.dump(conf, fh)
+        with open(f['gdb'], 'w', encoding='utf-8') as fh:
+            fh.write(GDB_SCRIPT.format(**f))
+        self.files = f
+        self.proc = subprocess.Popen(['gdb', '-q', '-nx', '-batch', '-x', f['gdb'], plugin.path],
+                                     env=plugin.env(command, a), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self._wait_stopped()
+
+    def _wait_stopped(self, timeout=60):
+        """Until the plugin has read the kernel and is about to commit."""
+        fd = os.open(self.files['stopped'], os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if os.read(fd, 64):
+                    return
+                if self.proc.poll() is not None:
+                    out = self.proc.stdout.read()
+                    raise Failure(f'the plugin ended without trying to commit:\n{out}')
+                time.sleep(0.02)
+            self.proc.kill()
+            raise Failure('the plugin did not reach its commit within {timeout} s')
+        finally:
+            os.close(fd)
+
+    def go(self):
+        """Lets the plugin commit; returns (Outcome, number of commits it tried)."""
+        with open(self.files['go'], 'w', encoding='utf-8') as fh:
+            fh.write('go\n')
+        out, _ = self.proc.communicate(timeout=120)
+        commits = len(re.findall(r'^NFTPM-COMMIT \d+$', out, re.M))
+        m = re.search(r'\[Inferior 1 \(process \d+\) exited (normally|with code (\d+))\]', out)
+        check(m is not None, f'gdb: the plugin did not exit:\n{out}')
+        rc = int(m.group(2), 8) if m.group(2) else 0
+        with open(self.files['stdout'], encoding='utf-8') as fh:
+            stdout = fh.read().strip()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return parse_outcome(rc, stdout, out), commits
+
+
+def stopped(p, command, conf, a=None):
+    return Stopped(p, command, conf, a)
+
+
+def expect_retry(result, expect, commits, what):
+    out, n = result
+    expect_outcome(expect, out, what)
+    check(n == commits, f'{what}: {n} commit attempts, expected {commits} (the first one '
+          'must be refused by the generation check)')
+    log(f'{what}: {out} after {n} commit attempt(s)')
+
+
+def cas_admin(opts):
+    """The admin changes the ruleset while the plugin is between read and write."""
+    p = Plugin(opts.plugin)
+    m = Model()
+    a = att('a', 1)
+    conf1 = Conf((Mapping('tcp', 8080, 80),))
+    conf2 = Conf((Mapping('tcp', 8080, 80), Mapping('tcp', 8081, 81)))
+    expect_outcome(m.add(a, conf1), p.add(a, conf1), 'ADD a')
+
+    # re-ADD of a; meanwhile a's chains and elements vanish. The stale batch
+    # (flush a's chain, delete its old element) must not be applied; the
+    # retry builds a from scratch.
+    s = stopped(p, 'ADD', config(a, conf2), a)
+    nft('-f', '-', input=delete_attachment_text(a))
+    m.delete(a)
+    expect_retry(s.go(), m.add(a, conf2), 2, 're-ADD whose chain vanished before the commit')
+    expect_state(m, 're-ADD after the vanished chain')
+
+    # DEL of a; meanwhile the admin deletes a: the retry finds nothing to do.
+    s = stopped(p, 'DEL', config(a, conf2), a)
+    nft('-f', '-', input=delete_attachment_text(a))
+    expect_retry(s.go(), m.delete(a), 1, 'DEL of an attachment deleted meanwhile')
+    expect_state(m, 'DEL after the admin deleted it')
+
+    # Any change of the ruleset (here another table) makes the batch stale.
+    s = stopped(p, 'ADD', config(a, conf1), a)
+    nft('add', 'table', 'ip', 'admin-table')
+    expect_retry(s.go(), m.add(a, conf1), 2, 'ADD while another table was added')
+    expect_state(m, 'ADD after an unrelated change')
+    check('ip admin-table' in nft('list', 'tables').stdout, 'the admin table is untouched')
+
+    # The admin takes a's new port for a chain of his own meanwhile: ADD
+    # retries, then reports the conflict and applies nothing.
+    nft('add', 'chain', *TABLE, 'admin-chain')
+    s = stopped(p, 'ADD', config(a, conf2), a)
+    nft('add', 'element', *TABLE, 'ports4', '{ tcp . 8081 : jump admin-chain }')
+    before = ruleset_snapshot()
+    out, n = s.go()
+    check(out.code == CODE_CONFLICT and 'admin-chain' in out.msg and n == 1,
+          f'ADD of a port taken meanwhile: expected code 100 naming admin-chain after one '
+          f'refused commit, got {out} after {n}')
+    check(ruleset_snapshot() == before, 'the conflicting ADD changed the ruleset')
+    log(f'ADD of a port taken meanwhile: {out.msg}')
+    nft('delete', 'element', *TABLE, 'ports4', '{ tcp . 8081 }')
+    nft('delete', 'chain', *TABLE, 'admin-chain')
+    expect_state(m, 'after the admin removed his element')
+
+    # With the lock (the normal case), a second plugin waits for the first.
+    b = att('b', 2)
+    conf_b = Conf((Mapping('tcp', 9090, 90),))
+    s = stopped(p, 'ADD', config(a, conf1), a)
+    waiting = p.start('ADD', config(b, conf_b), b)
+    waiting.release()
+    time.sleep(0.5)
+    check(waiting.proc.poll() is None, 'a second plugin did not wait for the netns lock')
+    expect_retry(s.go(), m.add(a, conf1), 1, 'ADD holding the lock')
+    expect_outcome(m.add(b, conf_b), waiting.wait(), 'the ADD that waited for the lock')
+    expect_state(m, 'after the serialised ADDs')
+    log('the netns lock made the second plugin wait for the first')
+
+
+def delete_attachment_text(a):
+    """nft -f input deleting an attachment by hand: its elements, then its chains."""
+    state = read_state()
+    table = ' '.join(TABLE)
+    out = []
+    for name, elems in state.maps.items():
+        for key, (target, _) in elems.items():
+            if target in (a.chain, a.masq_chain):
+                out.append(f'delete element {table} {name} {{ {" . ".join(key)} }}')
+    for c in (a.chain, a.masq_chain):
+        if c in state.chains:
+            out.append(f'delete chain {table} {c}')
+    return '\n'.join(out) + '\n'
+
+
+def lockless_cas(opts):
+    """Other plugins change the ruleset while one is between read and write."""
+    p = Plugin(opts.plugin)
+    m = Model()
+    a, b, c = att('a', 1), att('b', 2), att('c', 3)
+    conf = Conf((Mapping('tcp', 8080, 80),))
+
+    # ADD of b; meanwhile c takes the port: b reports c as the owner.
+    s = stopped(p, 'ADD', config(b, conf), b)
+    expect_outcome(m.add(c, conf), p.add(c, conf), 'ADD c (meanwhile)')
+    expect_retry(s.go(), m.add(b, conf), 1, 'ADD of a port another plugin took meanwhile')
+    expect_state(m, 'after the lost race for the port')
+
+    # DEL of c, stale: meanwhile c is deleted and a takes its port. The
+    # stale DEL must not remove a's element (same key, other owner).
+    s = stopped(p, 'DEL', config(c, conf), c)
+    expect_outcome(m.delete(c), p.delete(c), 'DEL c (meanwhile)')
+    expect_outcome(m.add(a, conf), p.add(a, conf), 'ADD a on c\'s old port (meanwhile)')
+    expect_retry(s.go(), m.delete(c), 1, 'stale DEL of c after a took its port')
+    expect_state(m, 'a keeps the port after the stale DEL of c')
+
+    # GC of netA with only a valid: it is about to remove stale1 when
+    # stale1 moves to another port, stale2 appears, and netB's other takes
+    # stale1's old port. The retry removes stale1 and stale2, never other.
+    stale1, stale2, other = att('stale1', 4), att('stale2', 5), att('other', 6, net='netB')
+    c7000, c7001, c5353 = (Conf((Mapping('tcp', port, 70),)) for port in (7000, 7001, 5353))
+    expect_outcome(m.add(stale1, c7000), p.add(stale1, c7000), 'ADD stale1')
+    s = stopped(p, 'GC', gc_config('netA', [(a.cid, a.ifname)]))
+    expect_outcome(m.add(stale1, c7001), p.add(stale1, c7001), 're-ADD stale1 (meanwhile)')
+    expect_outcome(m.add(other, c7000), p.add(other, c7000), 'ADD netB other (meanwhile)')
+    expect_outcome(m.add(stale2, c5353), p.add(stale2, c5353), 'ADD stale2 (meanwhile)')
+    m.gc('netA', {(a.cid, a.ifname)})
+    out, n = s.go()
+    check(out.ok and n == 2, f'GC racing with ADDs: expected success after 2 commit attempts, '
+          f'got {out} after {n}')
+    expect_state(m, 'GC after concurrent ADDs: the stale ones removed, netB kept')
+    log(f'GC racing with ADDs: {out} after {n} commit attempts')
+
+
+TESTS = {'full_map': full_map, 'refused_expr': refused_expr, 'flush': flush,
+         'cas_admin': cas_admin, 'lockless_cas': lockless_cas}
+
+if __name__ == '__main__':
+    from harness import main_wrapper
+    try:
+        sys.exit(main_wrapper(__file__, TESTS))
+    except Failure as e:
+        print(f'FAIL: {e}')
+        sys.exit(1)
