@@ -146,12 +146,16 @@ int onDone(const nlmsghdr *nlh, void *data)
 
 Result<Socket> Socket::open()
 {
+	auto opened = openNetlink(NETLINK_NETFILTER);
+	if (!opened)
+		return fail(opened.error().errnum,
+			    opened.error().step == OpenNetlinkError::Step::Open
+				    ? "open netlink socket"
+				    : "bind netlink socket");
+
 	Socket s;
-	s.nl_ = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!s.nl_)
-		return fail(errno, "open netlink socket");
-	if (mnl_socket_bind(s.nl_, 0, MNL_SOCKET_AUTOPID) < 0)
-		return fail(errno, "bind netlink socket");
+	s.nl_ = std::move(opened->nl);
+	s.portid_ = opened->portid;
 
 	/*
 	 * Extended ACKs name the refused attribute and sometimes say why;
@@ -159,58 +163,28 @@ Result<Socket> Socket::open()
 	 * a batch of thousands of operations small. Both are best effort.
 	 */
 	int one = 1;
-	(void)mnl_socket_setsockopt(s.nl_, NETLINK_EXT_ACK, &one, sizeof(one));
-	(void)mnl_socket_setsockopt(s.nl_, NETLINK_CAP_ACK, &one, sizeof(one));
+	(void)mnl_socket_setsockopt(s.nl_.get(), NETLINK_EXT_ACK, &one, sizeof(one));
+	(void)mnl_socket_setsockopt(s.nl_.get(), NETLINK_CAP_ACK, &one, sizeof(one));
 
-	int fd = mnl_socket_get_fd(s.nl_);
-	s.portid_ = mnl_socket_get_portid(s.nl_);
+	int fd = mnl_socket_get_fd(s.nl_.get());
 	s.rcvbuf_ = static_cast<std::size_t>(socketBuffer(fd, SO_RCVBUF));
 	s.sndbuf_ = static_cast<std::size_t>(socketBuffer(fd, SO_SNDBUF));
 	s.rx_.resize(kRxBufferSize);
 	return s;
 }
 
-Socket::Socket(Socket &&other) noexcept
-	: nl_(std::exchange(other.nl_, nullptr)), portid_(other.portid_), seq_(other.seq_),
-	  rcvbuf_(other.rcvbuf_), sndbuf_(other.sndbuf_), pending_(other.pending_),
-	  rx_(std::move(other.rx_))
-{
-}
-
-Socket &Socket::operator=(Socket &&other) noexcept
-{
-	if (this != &other) {
-		if (nl_)
-			mnl_socket_close(nl_);
-		nl_ = std::exchange(other.nl_, nullptr);
-		portid_ = other.portid_;
-		seq_ = other.seq_;
-		rcvbuf_ = other.rcvbuf_;
-		sndbuf_ = other.sndbuf_;
-		pending_ = other.pending_;
-		rx_ = std::move(other.rx_);
-	}
-	return *this;
-}
-
-Socket::~Socket()
-{
-	if (nl_)
-		mnl_socket_close(nl_);
-}
-
 void Socket::reserveReceiveBuffer(std::size_t bytes)
 {
 	if (bytes <= rcvbuf_)
 		return;
-	rcvbuf_ = growBuffer(mnl_socket_get_fd(nl_), SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+	rcvbuf_ = growBuffer(mnl_socket_get_fd(nl_.get()), SO_RCVBUFFORCE, SO_RCVBUF, bytes);
 }
 
 void Socket::reserveSendBuffer(std::size_t bytes)
 {
 	if (bytes <= sndbuf_)
 		return;
-	sndbuf_ = growBuffer(mnl_socket_get_fd(nl_), SO_SNDBUFFORCE, SO_SNDBUF, bytes);
+	sndbuf_ = growBuffer(mnl_socket_get_fd(nl_.get()), SO_SNDBUFFORCE, SO_SNDBUF, bytes);
 }
 
 Socket::Ack Socket::parseAck(const nlmsghdr *nlh)
@@ -246,7 +220,7 @@ Result<void> Socket::send(const iovec *iov, std::size_t count, const std::string
 
 	ssize_t sent;
 	do {
-		sent = sendmsg(mnl_socket_get_fd(nl_), &msg, 0);
+		sent = sendmsg(mnl_socket_get_fd(nl_.get()), &msg, 0);
 	} while (sent < 0 && errno == EINTR);
 	if (sent < 0)
 		return fail(errno, operation);
@@ -257,7 +231,7 @@ Result<std::span<const std::uint8_t>> Socket::receive(int timeoutMs, const std::
 {
 	using Clock = std::chrono::steady_clock;
 	const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
-	const int fd = mnl_socket_get_fd(nl_);
+	const int fd = mnl_socket_get_fd(nl_.get());
 
 	for (;;) {
 		sockaddr_nl from{};

@@ -14,6 +14,7 @@
 #include <libmnl/libmnl.h>
 
 #include "nft/error.hpp"
+#include "util/mnl_socket.hpp"
 
 namespace nftpm::nft {
 
@@ -23,13 +24,13 @@ public:
 	/* Opens and binds; fails with EPERM without CAP_NET_ADMIN only when used. */
 	[[nodiscard]] static Result<Socket> open();
 
-	Socket(Socket &&other) noexcept;
-	Socket &operator=(Socket &&other) noexcept;
+	Socket(Socket &&other) noexcept = default;
+	Socket &operator=(Socket &&other) noexcept = default;
 	Socket(const Socket &) = delete;
 	Socket &operator=(const Socket &) = delete;
-	~Socket();
+	~Socket() = default;
 
-	mnl_socket *get() const { return nl_; }
+	mnl_socket *get() const { return nl_.get(); }
 	std::uint32_t portid() const { return portid_; }
 	/* Sequence numbers are unique within this socket's life. */
 	std::uint32_t nextSeq() { return seq_++; }
@@ -89,7 +90,7 @@ public:
 
 private:
 	Socket() = default;
-	mnl_socket *nl_ = nullptr;
+	MnlSocketPtr nl_;
 	std::uint32_t portid_ = 0;
 	std::uint32_t seq_ = 1;
 	std::size_t rcvbuf_ = 0; /* what reserveReceiveBuffer() last asked for */

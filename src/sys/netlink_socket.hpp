@@ -13,6 +13,7 @@
 #include <libmnl/libmnl.h>
 
 #include "util/expected.hpp"
+#include "util/mnl_socket.hpp"
 
 namespace nftpm::sys {
 
@@ -22,11 +23,11 @@ public:
 	/* Opens and binds a socket of that bus; failure is the positive errno. */
 	[[nodiscard]] static Expected<NetlinkSocket, int> open(int bus);
 
-	NetlinkSocket(NetlinkSocket &&other) noexcept;
-	NetlinkSocket &operator=(NetlinkSocket &&other) noexcept;
+	NetlinkSocket(NetlinkSocket &&other) noexcept = default;
+	NetlinkSocket &operator=(NetlinkSocket &&other) noexcept = default;
 	NetlinkSocket(const NetlinkSocket &) = delete;
 	NetlinkSocket &operator=(const NetlinkSocket &) = delete;
-	~NetlinkSocket();
+	~NetlinkSocket() = default;
 
 	std::uint32_t nextSeq() { return seq_++; }
 
@@ -49,7 +50,7 @@ public:
 private:
 	NetlinkSocket() = default;
 
-	mnl_socket *nl_ = nullptr;
+	MnlSocketPtr nl_;
 	std::uint32_t portid_ = 0;
 	std::uint32_t seq_ = 1;
 	std::vector<char> buffer_;
