@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,5 +64,46 @@ getElements(Socket &s, std::uint16_t family, const std::string &table, const std
 [[nodiscard]] Result<std::vector<SetElemPtr>> dumpElements(Socket &s, std::uint16_t family,
 							   const std::string &table,
 							   const std::string &set);
+
+/*
+ * Request building and dumping shared by query.cpp and elements.cpp; not
+ * meant for callers of the functions above.
+ */
+namespace detail {
+
+/* A dump interrupted by a concurrent ruleset change (NLM_F_DUMP_INTR) is retried. */
+inline constexpr int kDumpAttempts = 3;
+
+/* "inet", "ip", ... as nft names the family, for error messages. */
+std::string familyName(std::uint16_t family);
+
+/* The nf_tables message type (NFT_MSG_*) of an answer. */
+std::uint16_t messageType(const nlmsghdr *nlh);
+
+/* A request message being built in a buffer of its own. */
+class Request
+{
+public:
+	Request(Socket &s, std::uint16_t type, std::uint16_t family, std::uint16_t flags);
+	nlmsghdr *get() { return reinterpret_cast<nlmsghdr *>(buf_.data()); }
+	const nlmsghdr *get() const { return reinterpret_cast<const nlmsghdr *>(buf_.data()); }
+
+private:
+	std::vector<char> buf_;
+};
+
+/*
+ * Runs a dump, handing each message of replyType to take; starts over
+ * (after reset) when the kernel flags the dump as interrupted.
+ */
+[[nodiscard]] Result<void> dump(Socket &s, const std::function<Request()> &makeRequest,
+				std::uint16_t replyType, const std::string &what,
+				const std::function<void()> &reset,
+				const std::function<int(const nlmsghdr *)> &take);
+
+/* A set object that names one set, the key of set and element requests. */
+SetPtr setKey(std::uint16_t family, const std::string &table, const std::string &set);
+
+} /* namespace detail */
 
 } /* namespace nftpm::nft */
