@@ -256,7 +256,7 @@ class Attachment:
 
     def addr(self, family):
         p = self.v4 if family == 4 else self.v6
-        return p.split('/')[0] if p else None
+        return str(ipaddress.ip_interface(p).ip) if p else None
 
     def prev_result(self):
         ips = [{'address': p, 'interface': 0} for p in (self.v4, self.v6) if p]
@@ -599,7 +599,7 @@ def masq_rule_texts(att, conf, rules):
 class Expect:
     """What one command must answer: success, or one of these codes."""
     codes: tuple = (0,)
-    owner_of: dict = None  # conflict: key text -> set of attachments that hold it
+    owner_of: dict = None  # conflict: (map, key text) -> attachments that hold it
     note: str = ''
 
     def accepts(self, out):
@@ -610,14 +610,18 @@ class Expect:
         if out.code not in self.codes:
             return False, f'expected code {"/".join(map(str, self.codes))}'
         if out.code == CODE_CONFLICT and self.owner_of is not None:
-            holders = self.owner_of.get(out.details)
+            mapname, text, chain = conflict_key(out)
+            holders = self.owner_of.get((mapname, text)) if mapname else None
+            if holders is None:
+                holders = set().union(*(v for (mp, t), v in self.owner_of.items() if t == text))
             if not holders:
                 return False, (f'conflict names key {out.details!r}, which is not one of the '
                                f'contested keys {sorted(self.owner_of)}')
-            named = [h for h in holders if owner_named(out.msg, h)]
+            named = [h for h in holders if owner_named(out.msg, h) and
+                     chain in (None, h.chain)]
             if not named:
                 return False, (f'conflict on {out.details} must name the owner '
-                               f'{" or ".join(map(str, holders))}')
+                               f'{" or ".join(map(str, holders))} and its chain')
         return True, ''
 
 
@@ -642,7 +646,7 @@ class Model:
         for k in keys:
             o = self.owner.get(k)
             if o is not None and o != att and not k[0].startswith('masq'):
-                out.setdefault(key_text(k), set()).add(o)
+                out.setdefault((k[0], key_text(k)), set()).add(o)
         return out
 
     def add(self, att, conf):
@@ -765,25 +769,44 @@ class Model:
 COMMENT = re.compile(r'^net=(\S+) id=(\S+) if=(\S+)$')
 
 
+def cut_suffix(field):
+    """'~' and 8 hex digits of FNV-1a-32 of the whole field (ruleset.cpp)."""
+    h = 2166136261
+    for b in field.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return f'~{h:08x}'
+
+
 def comment_matches(have, want):
     """Whether a comment read from the kernel is want, or want with fields cut.
 
     ruleset.hpp keeps comments within nft's 128 bytes by cutting the
-    container ID, then the network, then the ifname, each cut field ending
-    in '~'.
+    container ID, then the network, then the ifname; a cut field keeps a
+    prefix and ends in cut_suffix() of the whole field.
     """
     if have == want:
         return True
     mh, mw = COMMENT.match(have or ''), COMMENT.match(want or '')
-    if not mh or not mw or len(have) > 127:
+    if not mh or not mw or len(have.encode()) > 127:
         return False
     for h, w in zip(mh.groups(), mw.groups()):
-        if h.endswith('~'):
-            if len(h) > len(w) or not w.startswith(h[:-1]):
-                return False
-        elif h != w:
+        if h == w:
+            continue
+        suffix = cut_suffix(w)
+        if not h.endswith(suffix) or not w.startswith(h[:-len(suffix)]):
             return False
     return True
+
+
+DETAILS = re.compile(r'^map (\S+) element (.+) jumps to chain (\S+)$')
+
+
+def conflict_key(out):
+    """(map, key text, chain) of a conflict's details; map and chain None if not given."""
+    m = DETAILS.match(out.details or '')
+    if m:
+        return m.group(1), m.group(2), m.group(3)
+    return None, out.details, None
 
 
 def masq_of(att, conf):

@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (CODE_CONFLICT, Attachment, Conf, Failure, Mapping, Model, Plugin,  # noqa: E402
-                     check, expect_outcome, expect_state, log, nft, owner_named,
+                     check, conflict_key, expect_outcome, expect_state, log, nft, owner_named,
                      ruleset_snapshot)
 
 
@@ -31,7 +31,9 @@ def refused(plugin, model, att, conf, owner, key, what):
     out = plugin.add(att, conf)
     check(not out.ok and out.code == CODE_CONFLICT,
           f'{what}: expected a conflict (code 100), got {out}')
-    check(out.details == key, f'{what}: details {out.details!r}, expected {key!r}')
+    check(conflict_key(out)[1] == key, f'{what}: details {out.details!r}, expected key {key!r}')
+    check(conflict_key(out)[2] in (None, owner.chain),
+          f'{what}: details {out.details!r} must name the owner\'s chain {owner.chain}')
     check(owner_named(out.msg, owner), f'{what}: the error must name the owner {owner} '
           f'(container, network, interface): {out.msg}')
     check(ruleset_snapshot() == before, f'{what}: the refused ADD changed the ruleset')
