@@ -392,36 +392,63 @@ def plot(results, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    # Top: whole-process wall time, what a runtime waits for. Bottom: the
+    # CPU time of the same processes, which the load of the machine moves
+    # much less (the wall time also holds waits for the kernel and for a CPU).
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.2), sharey='row')
     styles = {'nft': ('tab:blue', 'o'), 'ref': ('tab:red', 's')}
-    for ax, op in zip(axes, ('add', 'del')):
-        floor = {}
-        for key in ('nft', 'ref'):
-            lv = results[key]['levels']
-            if not lv:
-                continue
-            xs = sorted(lv, key=int)
-            x = [int(v) for v in xs]
-            med = [lv[v][op]['median_ms'] for v in xs]
-            p90 = [lv[v][op]['p90_ms'] for v in xs]
-            color, marker = styles[key]
-            ax.plot(x, med, marker=marker, color=color, label=f'{PLUGIN_NAMES[key]} median')
-            ax.plot(x, p90, linestyle=':', color=color, label=f'{PLUGIN_NAMES[key]} p90')
-            for v in xs:
-                floor.setdefault(int(v), []).append(lv[v]['true']['median_ms'])
-        if floor:
-            fx = sorted(floor)
-            ax.plot(fx, [statistics.mean(floor[x]) for x in fx], color='gray', linestyle='--',
-                    linewidth=1, label='/bin/true (process floor)')
-        ax.set_yscale('log')
-        ax.set_title(f'CNI {op.upper()} (whole process)')
-        ax.set_xlabel('other containers already published (2 TCP mappings each)')
-        ax.grid(True, which='both', alpha=0.3)
-    axes[0].set_ylabel('milliseconds (log scale)')
-    handles, labels = axes[0].get_legend_handles_labels()
+    for row, metric in enumerate(('wall', 'cpu')):
+        for col, op in enumerate(('add', 'del')):
+            ax = axes[row][col]
+            floor = {}
+            for key in ('nft', 'ref'):
+                lv = results[key]['levels']
+                if not lv:
+                    continue
+                xs = sorted(lv, key=int)
+                x = [int(v) for v in xs]
+                color, marker = styles[key]
+                if metric == 'wall':
+                    ax.plot(x, [lv[v][op]['median_ms'] for v in xs], marker=marker, color=color,
+                            label=f'{PLUGIN_NAMES[key]} median')
+                    ax.plot(x, [lv[v][op]['p90_ms'] for v in xs], linestyle=':', color=color,
+                            label=f'{PLUGIN_NAMES[key]} p90')
+                    for v in xs:
+                        floor.setdefault(int(v), []).append(lv[v]['true']['median_ms'])
+                else:
+                    ax.plot(x, [lv[v][op]['cpu_median_ms'] for v in xs], marker=marker, color=color,
+                            label=f'{PLUGIN_NAMES[key]} median')
+                    for v in xs:
+                        floor.setdefault(int(v), []).append(lv[v]['true']['cpu_median_ms'])
+            if floor:
+                fx = sorted(floor)
+                ax.plot(fx, [statistics.mean(floor[x]) for x in fx], color='gray', linestyle='--',
+                        linewidth=1, label='/bin/true (process floor)')
+            ax.set_yscale('log')
+            what = 'whole process, spawn to reaping' if metric == 'wall' else 'CPU time (user + system)'
+            ax.set_title(f'CNI {op.upper()}: {what}', fontsize=10)
+            if row == 1:
+                ax.set_xlabel('other containers already published (2 TCP mappings each)')
+            ax.grid(True, which='both', alpha=0.3)
+        axes[row][0].set_ylabel('milliseconds, median (log scale)')
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='lower center', ncol=5, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=100)
+
+
+def write_outputs(out_dir, stem_name, meta, results):
+    targets = evaluate(results)
+    table = build_table(meta, results, targets)
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, stem_name)
+    with open(stem + '.md', 'w') as f:
+        f.write(table + '\n')
+    with open(stem + '.json', 'w') as f:
+        json.dump({'meta': meta, 'results': results, 'targets': targets}, f, indent=1)
+    plot(results, os.path.join(out_dir, 'add_del.png'))
+    print(table)
+    log(f'written: {stem}.md, {stem}.json, {os.path.join(out_dir, "add_del.png")}')
 
 
 def parse_levels(text):
@@ -559,22 +586,22 @@ def main():
 
     meta['wall_s'] = time.monotonic() - t_start
     meta['load_end'] = ' '.join(open('/proc/loadavg').read().split()[:3])
-    targets = evaluate(results)
-    table = build_table(meta, results, targets)
+    write_outputs(args.out, datetime.datetime.now().strftime('%Y-%m-%d'), meta, results)
 
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, datetime.datetime.now().strftime('%Y-%m-%d'))
-    with open(stem + '.md', 'w') as f:
-        f.write(table + '\n')
-    with open(stem + '.json', 'w') as f:
-        json.dump({'meta': meta, 'results': results, 'targets': targets}, f, indent=1)
-    plot(results, os.path.join(args.out, 'add_del.png'))
-    print(table)
-    log(f'written: {stem}.md, {stem}.json, {os.path.join(args.out, "add_del.png")}')
+
+def replot(path):
+    """Rewrites the table and the plot of an earlier run from its JSON."""
+    with open(path) as f:
+        data = json.load(f)
+    out_dir = os.path.dirname(os.path.abspath(path))
+    write_outputs(out_dir, os.path.splitext(os.path.basename(path))[0], data['meta'], data['results'])
 
 
 if __name__ == '__main__':
     try:
+        if len(sys.argv) == 3 and sys.argv[1] == '--replot':
+            replot(sys.argv[2])
+            sys.exit(0)
         main()
     except KeyboardInterrupt as e:
         log(f'interrupted ({e}); namespaces removed')
