@@ -35,9 +35,34 @@ run_build() {
 	return $rc
 }
 
+# ---- fuzzing (tests/fuzz) ------------------------------------------------
+# The libFuzzer targets, built with clang and address+undefined sanitizers,
+# each run for NFTPM_FUZZ_SECONDS (default 25; both at once). The other
+# builds replay their seed corpus already (fuzz-*-corpus).
+run_fuzz() {
+	local dir=build-fuzz
+	local setup=(-Dwerror=true -Dfuzzing=enabled -Db_sanitize=address,undefined
+		     -Db_lundef=false -Dnetns_tests=disabled)
+	echo "== $dir: configure and build (clang, libFuzzer, address+undefined)"
+	if ! { CC=clang CXX=clang++ meson setup "$dir" --wipe "${setup[@]}" >/dev/null 2>&1 ||
+	       CC=clang CXX=clang++ meson setup "$dir" "${setup[@]}"; } ||
+	   ! ninja -C "$dir" tests/fuzz/fuzz-config tests/fuzz/fuzz-result; then
+		echo "== $dir: FAILED to build the fuzzers"
+		total_fail=$((total_fail + 1))
+		return 1
+	fi
+	echo "== $dir: fuzz"
+	local rc=0
+	NFTPM_FUZZ_SECONDS=${NFTPM_FUZZ_SECONDS:-25} meson test -C "$dir" --no-rebuild \
+		--print-errorlogs --num-processes 2 fuzz-config fuzz-result || rc=$?
+	count_results "$dir"
+	return $rc
+}
+
 status=0
 run_build build || status=1
 run_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false || status=1
+run_fuzz || status=1
 
 echo
 echo "check: ${total_pass} passed, ${total_fail} failed"

@@ -10,8 +10,11 @@ packages=(
 	libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libsimdjson-dev doctest-dev
 	# tests and demo: real CNI plugins, namespaces, and nft to look at the result
 	containernetworking-plugins iproute2 nftables python3 procps
-	# fuzzing (libFuzzer comes with clang)
-	clang
+	# fuzzing: clang, and libclang_rt.fuzzer (-fsanitize=fuzzer) and the
+	# sanitizer runtimes, which clang only recommends
+	clang libclang-rt-14-dev
+	# tests/stress: gdb holds the plugin between its read and its commit
+	gdb
 	# man page lint
 	mandoc
 	# Podman end-to-end test (tests/podman): Podman 4 with its CNI backend
