@@ -11,13 +11,17 @@ machine's own.
 
 At each level N of "other containers" (each published with two TCP
 mappings through a synthetic prevResult, distinct container address and
-host ports) the run measures, for each plugin:
-  - /bin/true, ADD and DEL of the test container, interleaved, from spawn
-    to reaping (spawn_timer), median and p90, and ADD's peak RSS;
-  - the rate of TCP handshakes from the client to 198.18.0.1:8080, which
-    the plugin publishes to the real container's port 80 (conn_rate).
-The levels are interleaved between the plugins so that the load of the
-machine at any moment falls on both alike.
+host ports) the run measures, for each plugin, /bin/true, ADD and DEL of the
+test container, interleaved, from spawn to reaping (spawn_timer): median,
+p90, CPU time and ADD's peak RSS. The levels are interleaved between the
+plugins so that the load of the machine at any moment falls on both alike.
+
+Then, for each plugin, the rate of TCP handshakes from the client to
+198.18.0.1:8080, which the plugin publishes to the real container's port 80
+(conn_rate), in alternating trials with 1 published container (a second
+set of namespaces) and with N + 1 (the largest level the plugin reached).
+
+--replot RESULTS.json rewrites the table and the plot of an earlier run.
 """
 
 import argparse
@@ -465,7 +469,8 @@ def main():
     ap.add_argument('--tools', required=True, help='directory of spawn_timer and conn_rate')
     ap.add_argument('--out', required=True, help='results directory')
     ap.add_argument('--prefix', default=f'nftpmb{os.getpid()}', help='namespace name prefix')
-    ap.add_argument('--levels', type=parse_levels, default=parse_levels('0,250,500,1000,2500,5000,10000'))
+    ap.add_argument('--levels', type=parse_levels, default=parse_levels('0,250,500,1000,2500,5000,10000'),
+                    help='numbers of other containers, comma-separated (default 0,250,500,1000,2500,5000,10000)')
     ap.add_argument('--runs', type=int, default=200, help='ADD/DEL pairs per level (nft-portmap)')
     ap.add_argument('--ref-runs', type=int, default=50, help='ADD/DEL pairs per level (reference)')
     ap.add_argument('--warmup', type=int, default=3)
