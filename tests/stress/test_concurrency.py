@@ -65,6 +65,8 @@ class Op:
     retries: int = 0
     label: str = ''
 
+    version: str = '1.0.0'
+
     def stdin(self):
         if self.kind == 'GC':
             return gc_config(self.net, sorted(self.valid))
@@ -73,7 +75,9 @@ class Op:
             pm = c['runtimeConfig']['portMappings']
             pm.append(dict(pm[0], containerPort=pm[0]['containerPort'] % 65535 + 1))
             return c
-        return config(self.att, self.conf)
+        # DEL is stateless: without prevResult (a runtime without a cache) too.
+        return config(self.att, self.conf, cni_version=self.version,
+                      prev_result=self.label != 'bare')
 
     def __str__(self):
         if self.kind == 'GC':
@@ -478,14 +482,16 @@ def plan_round(model, rng, atts, ports, workers, per_worker, ops_per_worker, gc_
             have = model.present.get(x)
             r = rng.random()
             if r < 0.40:
-                op = Op('ADD', x, random_conf(rng, pool))
+                op = Op('ADD', x, random_conf(rng, pool),
+                        version=rng.choice(('0.3.1', '0.4.0', '1.0.0', '1.1.0')))
             elif r < 0.50:
                 op = Op('ADD', x, have or random_conf(rng, pool), label='again' if have else '')
             elif r < 0.53 and pool:
                 conf = random_conf(rng, pool)
                 op = Op('ADD', x, conf, label='invalid') if conf.mappings else Op('DEL', x)
             elif r < 0.72:
-                op = Op('DEL', x, random_conf(rng, pool) if rng.random() < 0.3 else Conf())
+                op = Op('DEL', x, random_conf(rng, pool) if rng.random() < 0.3 else Conf(),
+                        label='bare' if rng.random() < 0.3 else '')
             elif r < 0.92:
                 op = Op('CHECK', x, have or random_conf(rng, pool))
             else:

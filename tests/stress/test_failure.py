@@ -222,7 +222,11 @@ class Stopped:
                     raise Failure(f'the plugin ended without trying to commit:\n{out}')
                 time.sleep(0.02)
             self.proc.kill()
-            raise Failure('the plugin did not reach its commit within {timeout} s')
+            self.proc.wait()
+            raise Failure(f'the plugin did not reach its commit within {timeout} s')
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         finally:
             os.close(fd)
 
