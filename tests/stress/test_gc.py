@@ -144,7 +144,23 @@ def gc_identity(opts):
     check(twin in w.m.present, 'the twin network (same 110 first characters) kept its own')
 
 
-TESTS = {'gc': gc, 'gc_identity': gc_identity}
+def known_gc_foreign_chain(opts):
+    """GC must not delete a chain it did not make, whatever its comment says.
+
+    Fails today: GC takes any chain of our table whose comment parses as
+    "net=<this network> id=.. if=.." for an attachment, without checking that
+    the chain's name is that attachment's pm-<hash> name.
+    """
+    w = World(opts.plugin)
+    w.add('netA', 'a1')
+    nft('add', 'chain', *TABLE, 'admin-chain', '{ comment "net=netA id=x if=y"; }')
+    out = w.p.gc('netA', [('a1', 'eth0')])
+    check(out.ok, f'GC: {out}')
+    check('admin-chain' in read_state().chains,
+          'GC deleted admin-chain, a chain it did not make (its comment looks like ours)')
+
+
+TESTS = {'gc': gc, 'gc_identity': gc_identity, 'known_gc_foreign_chain': known_gc_foreign_chain}
 
 if __name__ == '__main__':
     from harness import main_wrapper
