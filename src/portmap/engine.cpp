@@ -288,9 +288,8 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 			return Unexpected(cni::Error{
 				cni::ErrPortConflict,
 				"host " + portDescription(keys[i]) + " is already published by " +
-					describeOwner(*owner, *t) + "; nothing was changed",
-				"map " + std::string(ruleset::mapName(keys[i].map)) + " element " + keys[i].text +
-					" jumps to chain " + *t });
+					describeOwner(*owner, *t) + " (chain " + *t + "); nothing was changed",
+				keys[i].text });
 		}
 	}
 
