@@ -467,6 +467,10 @@ CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
 		return Unexpected(checkFailed("masquerade chain " + masqChain + " is missing"));
 	if (!plan->hasMasquerade() && st->masqChainExists)
 		return Unexpected(checkFailed("masquerade chain " + masqChain + " exists although snat is off"));
+	if (!sameElements(st->masqRules, ruleset::planMasqRules(*plan)))
+		return Unexpected(checkFailed("chain " + masqChain + " does not hold the masquerade rules the configuration asks for (" +
+					      std::to_string(st->masqRules.size()) + " rules, expected " +
+					      std::to_string(ruleset::planMasqRules(*plan).size()) + ")"));
 
 	auto keys = ruleset::planKeys(*plan);
 	auto targets = elementTargets(*s, keys);

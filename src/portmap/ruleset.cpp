@@ -1023,6 +1023,15 @@ Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *rule)
 	return out;
 }
 
+std::vector<MasqRule> planMasqRules(const AttachmentPlan &p)
+{
+	std::vector<MasqRule> out;
+	for (Family f : { Family::IPv4, Family::IPv6 })
+		for (const auto &src : masqSources(p, f))
+			out.push_back(MasqRule{ containerFor(p, f)->address(), src });
+	return out;
+}
+
 Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *rule)
 {
 	expr::Reader rd(rule);

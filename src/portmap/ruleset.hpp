@@ -186,8 +186,12 @@ Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *r);
 struct MasqRule {
 	IpAddress containerAddr;
 	std::optional<IpPrefix> source; /* nullopt: masquerade every source (masqAll) */
+
+	bool operator==(const MasqRule &) const = default;
 };
 Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *r);
+/* The masquerade rules addAttachment writes for a plan, in order. */
+std::vector<MasqRule> planMasqRules(const AttachmentPlan &p);
 
 /* The chain a vmap element jumps to, or nullopt if it is not a jump. */
 std::optional<std::string> elementTarget(const nftnl_set_elem *e);
