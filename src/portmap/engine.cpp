@@ -116,6 +116,36 @@ std::string describeOwner(const std::optional<Attachment> &owner, const std::str
 }
 
 /*
+ * The static part of the table (base chains and the dispatch chain with
+ * exactly the rules addSkeleton writes): nullopt when intact, otherwise
+ * what is wrong. Four requests, whatever the number of containers.
+ */
+nft::Result<std::optional<std::string>> skeletonProblem(nft::Socket &s)
+{
+	struct Expect {
+		const char *chain;
+		std::size_t rules;
+	};
+	static constexpr Expect kSkeleton[] = {
+		{ "prerouting", 1 }, { "output", 1 }, { "dispatch", 4 }, { "postrouting", 2 }
+	};
+	for (const auto &e : kSkeleton) {
+		auto rules = nft::getRules(s, ruleset::kTableFamily, ruleset::kTableName, e.chain);
+		if (!rules) {
+			if (rules.error().errnum == ENOENT)
+				return std::optional<std::string>(std::string("chain ") + e.chain + " of table inet " +
+								  ruleset::kTableName + " is missing");
+			return Unexpected(std::move(rules).error());
+		}
+		if (rules->size() != e.rules)
+			return std::optional<std::string>(std::string("chain ") + e.chain + " has " +
+							  std::to_string(rules->size()) + " rules, expected " +
+							  std::to_string(e.rules));
+	}
+	return std::optional<std::string>();
+}
+
+/*
  * "tcp port 8080 on every IPv4 address" / "udp port 53 on 192.0.2.1", from
  * a port-map key's nft text ("tcp . 8080", "192.0.2.1 . udp . 53").
  */
@@ -251,7 +281,14 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 
 	AttachmentState old;
 	std::vector<ElementKey> toDelete;
+	bool repairSkeleton = false;
 	if (*haveTable) {
+		/* Self-healing: static rules lost to "nft flush table" are rebuilt. */
+		auto skeleton = skeletonProblem(s);
+		if (!skeleton)
+			return Unexpected(kernelError(skeleton.error()));
+		repairSkeleton = skeleton->has_value();
+
 		auto st = readAttachment(s, plan.who);
 		if (!st)
 			return Unexpected(kernelError(st.error()));
@@ -294,8 +331,8 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 	}
 
 	nft::Batch b(*genid);
-	if (!*haveTable)
-		ruleset::addSkeleton(b, prio);
+	if (!*haveTable || repairSkeleton)
+		ruleset::addSkeleton(b, prio, repairSkeleton);
 	ruleset::deleteElements(b, toDelete);
 	ruleset::addAttachment(b, plan, old.dnatChainExists, old.masqChainExists);
 	if (!plan.hasMasquerade() && old.masqChainExists)
@@ -398,32 +435,6 @@ cni::Error checkFailed(const std::string &what)
 	return { cni::ErrCheckFailed, "CHECK: " + what, {} };
 }
 
-/* The static part of the table: base chains and the dispatch chain with their rules. */
-Expected<void, cni::Error> checkSkeleton(nft::Socket &s)
-{
-	struct Expect {
-		const char *chain;
-		std::size_t minRules;
-	};
-	static constexpr Expect kSkeleton[] = {
-		{ "prerouting", 1 }, { "output", 1 }, { "dispatch", 4 }, { "postrouting", 2 }
-	};
-	for (const auto &e : kSkeleton) {
-		auto rules = nft::getRules(s, ruleset::kTableFamily, ruleset::kTableName, e.chain);
-		if (!rules) {
-			if (rules.error().errnum == ENOENT)
-				return Unexpected(checkFailed(std::string("chain ") + e.chain + " of table inet " +
-							      ruleset::kTableName + " is missing"));
-			return Unexpected(kernelError(rules.error()));
-		}
-		if (rules->size() < e.minRules)
-			return Unexpected(checkFailed(std::string("chain ") + e.chain + " has " +
-						      std::to_string(rules->size()) + " rules, expected " +
-						      std::to_string(e.minRules)));
-	}
-	return {};
-}
-
 } /* namespace */
 
 CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
@@ -444,8 +455,11 @@ CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
 	if (!*haveTable)
 		return Unexpected(checkFailed(std::string("table inet ") + ruleset::kTableName +
 					      " is missing (was the ruleset flushed?)"));
-	if (auto sk = checkSkeleton(*s); !sk)
-		return sk;
+	auto skeleton = skeletonProblem(*s);
+	if (!skeleton)
+		return Unexpected(kernelError(skeleton.error()));
+	if (*skeleton)
+		return Unexpected(checkFailed(**skeleton));
 
 	auto st = readAttachment(*s, plan->who);
 	if (!st)

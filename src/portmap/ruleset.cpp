@@ -773,7 +773,7 @@ std::string keyText(MapId m, const nftnl_set_elem *e)
 
 /* ---- Public: building ---------------------------------------------------------- */
 
-void addSkeleton(nft::Batch &b, const Priorities &prio)
+void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair)
 {
 	/* table inet nft-portmap { comment "..." } */
 	nft::TablePtr t = newTable();
@@ -782,7 +782,7 @@ void addSkeleton(nft::Batch &b, const Priorities &prio)
 		nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud.get()),
 				     nftnl_udata_buf_len(ud.get()));
 	}
-	b.addTable(t.get(), true, "add table " + tableText());
+	b.addTable(t.get(), !repair, "add table " + tableText());
 
 	/* map <name> { type <key> : verdict; comment "..." } */
 	for (const auto &ms : mapSpecs()) {
@@ -818,6 +818,11 @@ void addSkeleton(nft::Batch &b, const Priorities &prio)
 	b.addChain(pre.get(), false, "add chain " + chainText(kPrerouting));
 	b.addChain(out.get(), false, "add chain " + chainText(kOutput));
 	b.addChain(post.get(), false, "add chain " + chainText(kPostrouting));
+	/* Repairing: the static rules are written again from scratch. */
+	if (repair)
+		for (const char *chain : { kDispatch, kPrerouting, kOutput, kPostrouting })
+			b.flushChain(kTableFamily, kTableName, chain,
+				     std::string("flush chain ") + chainText(chain));
 
 	/* prerouting, output: fib daddr type local jump dispatch */
 	for (const char *chain : { kPrerouting, kOutput }) {

@@ -154,8 +154,11 @@ std::vector<ElementKey> planKeys(const AttachmentPlan &p);
  * Table, maps, base chains, dispatch chain and their rules. The table is
  * added with NLM_F_EXCL, so that two plugins racing to build the skeleton
  * cannot both add the static rules: the loser gets EEXIST and retries.
+ * repair: the table exists but its static rules were lost or changed (an
+ * admin's "nft flush table"): the table is not added exclusively, and the
+ * static chains are flushed and written again.
  */
-void addSkeleton(nft::Batch &b, const Priorities &prio);
+void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair = false);
 
 /*
  * The attachment's chains and rules, and its map elements: one NEWSETELEM
