@@ -507,6 +507,24 @@ CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
 
 namespace {
 
+bool isCutComment(const Attachment &a)
+{
+	for (const std::string *f : { &a.network, &a.containerId, &a.ifname })
+		if (f->size() > 9 && (*f)[f->size() - 9] == '~')
+			return true;
+	return false;
+}
+
+/* Whether chain is the DNAT or masq chain of the attachment a comment names. */
+bool isOwnChainName(const std::string &chain, const Attachment &fromComment)
+{
+	if (chain.rfind("pm-", 0) != 0)
+		return false;
+	if (isCutComment(fromComment))
+		return true;
+	return chain == ruleset::dnatChainName(fromComment) || chain == ruleset::masqChainName(fromComment);
+}
+
 /* GC: the chains of this network whose attachment is not valid any more. */
 StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &removed)
 {
@@ -537,8 +555,17 @@ StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &remove
 			continue;
 		auto owner = ruleset::parseAttachmentComment(*comment);
 		/* Only attachments of the network this GC was called for. */
-		if (owner && ruleset::commentFieldMatches(owner->network, cfg.name))
-			stale.push_back(name);
+		if (!owner || !ruleset::commentFieldMatches(owner->network, cfg.name))
+			continue;
+		/*
+		 * Only chains we made: an attachment's chain is named after the
+		 * hash of the attachment its comment names. (A comment whose
+		 * fields were cut cannot be hashed again; its pm- name and the
+		 * hashes in its cut fields stand for it.)
+		 */
+		if (!isOwnChainName(name, *owner))
+			continue;
+		stale.push_back(name);
 	}
 	if (stale.empty())
 		return Step::Done;
