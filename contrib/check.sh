@@ -61,7 +61,8 @@ run_fuzz() {
 
 status=0
 run_build build || status=1
-run_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false || status=1
+# -O0: the sanitizers find the same bugs, and the build is twice as fast.
+run_build build-sanitize -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1
 run_fuzz || status=1
 
 echo
