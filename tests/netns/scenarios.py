@@ -18,6 +18,7 @@ Register with @scenario(name) or, for one body per address family,
 
 import collections
 import copy
+import json
 import secrets
 
 import cnirun
@@ -530,3 +531,55 @@ def long_container_id(t):
         table = t.nft_table()
         leftovers = [h for name in chains for h in table.mentions(name)]
         check(not leftovers, f'chains of the deleted long-ID container remain: {leftovers}')
+
+
+@scenario('list_command', reference=False)
+def list_command(t):
+    """`nft-portmap list` for people: what is published, by whom, with counters."""
+    def tool(*args, check_rc=0):
+        proc = t.host.run([t.plugin, *args], check=False)
+        check(proc.returncode == check_rc,
+              f'nft-portmap {" ".join(args)}: exit {proc.returncode}, expected {check_rc}: '
+              f'{proc.stderr.strip()}')
+        return proc
+
+    empty = tool('list', '--json')
+    check(json.loads(empty.stdout) == [], f'no table yet: an empty list, got {empty.stdout!r}')
+    check('does not exist' in empty.stderr, f'no table yet: says so on stderr: {empty.stderr!r}')
+    check('Usage' in tool('--help').stdout, '--help prints the usage')
+    check(tool('--version').stdout.startswith('nft-portmap '), '--version')
+    check('unknown option' in tool('list', '--bogus', check_rc=2).stderr, 'a bad option: exit 2')
+
+    a = t.add_container('a', [mapping(8080, 80), mapping(5353, 53, 'udp')])
+    b = t.add_container('b', [mapping(8081, 81)])
+    for addr in t.host_addresses():
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'a')
+
+    rows = json.loads(tool('list', '--json').stdout)
+    def rows_of(c):
+        return [r for r in rows if r['containerID'] == c.id]
+    for c, ports in ((a, {('tcp', 8080, 80), ('udp', 5353, 53)}), (b, {('tcp', 8081, 81)})):
+        mine = rows_of(c)
+        families = {'ipv4'} if t.family == 'ipv4' else {'ipv6'} if t.family == 'ipv6' \
+            else {'ipv4', 'ipv6'}
+        want = {(p, h, cp, f) for (p, h, cp) in ports for f in families}
+        got = {(r['protocol'], r['hostPort'], r['containerPort'], r['family']) for r in mine}
+        check(got == want, f'list rows of {c.name}: {got}, expected {want}')
+        for r in mine:
+            check(r['network'] == t.network_name() and r['ifname'] == c.ifname,
+                  f'row names network and interface: {r}')
+            addr = c.ipv4 if r['family'] == 'ipv4' else c.ipv6
+            check(r['containerIP'] == addr, f'row has the container address {addr}: {r}')
+    # Every connection above went through a's tcp/8080 rule of its family.
+    for r in rows_of(a):
+        if r['protocol'] == 'tcp':
+            check(r['packets'] >= 1, f'the DNAT counter counted the connection: {r}')
+
+    text = tool('list').stdout
+    check(text.splitlines()[0].split()[:3] == ['NETWORK', 'CONTAINER', 'IFNAME'],
+          f'a table with a header: {text!r}')
+    check(a.id[:12] in text and b.id[:12] in text, f'both containers in the table: {text!r}')
+
+    t.delete_container(a)
+    rows = json.loads(tool('list', '--json').stdout)
+    check(not rows_of(a) and rows_of(b), f'after DEL of a only b is listed: {rows}')
