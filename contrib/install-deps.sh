@@ -9,7 +9,7 @@ packages=(
 	g++ meson ninja-build pkg-config cmake
 	libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libsimdjson-dev doctest-dev
 	# tests and demo: real CNI plugins, namespaces, and nft to look at the result
-	containernetworking-plugins iproute2 nftables python3 procps
+	containernetworking-plugins iproute2 nftables python3 procps util-linux curl
 	# fuzzing: clang, and libclang_rt.fuzzer (-fsanitize=fuzzer) and the
 	# sanitizer runtimes, which clang only recommends
 	clang libclang-rt-14-dev
@@ -27,5 +27,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# With recommends: Podman is only tested as Debian installs it by default.
+apt-get install -y -qq "${packages[@]}" >/dev/null
 echo "install-deps.sh: ${#packages[@]} packages present"
