@@ -174,7 +174,7 @@ GDB_SCRIPT = r'''set breakpoint pending on
 set pagination off
 set confirm off
 set $nftpm_hits = 0
-break nftpm::nft::Batch::commit
+break {function}
 commands
 silent
 set $nftpm_hits = $nftpm_hits + 1
@@ -189,9 +189,13 @@ run < {stdin} > {stdout}
 
 
 class Stopped:
-    """The plugin under gdb, stopped at its first Batch::commit until go()."""
+    """The plugin under gdb, stopped at the first call of function until go().
 
-    def __init__(self, plugin, command, conf, a=None):
+    By default Batch::commit: the plugin has read what it needed and built
+    its batch. go() answers how often function was called in all.
+    """
+
+    def __init__(self, plugin, command, conf, a=None, function='nftpm::nft::Batch::commit'):
         if not shutil.which('gdb'):
             raise lib.Skip('gdb not found (apt-get install gdb)')
         self.dir = tempfile.mkdtemp(prefix='nftpm-gdb-')
@@ -202,10 +206,13 @@ class Stopped:
             import json
             json.dump(conf, fh)
         with open(f['gdb'], 'w', encoding='utf-8') as fh:
-            fh.write(GDB_SCRIPT.format(**f))
+            fh.write(GDB_SCRIPT.format(function=function, **f))
         self.files = f
+        env = plugin.env(command, a)
+        # LeakSanitizer cannot work under ptrace (sanitizer builds).
+        env['ASAN_OPTIONS'] = ':'.join(filter(None, [env.get('ASAN_OPTIONS'), 'detect_leaks=0']))
         self.proc = subprocess.Popen(['gdb', '-q', '-nx', '-batch', '-x', f['gdb'], plugin.path],
-                                     env=plugin.env(command, a), stdout=subprocess.PIPE,
+                                     env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self._wait_stopped()
 
@@ -245,8 +252,8 @@ class Stopped:
         return parse_outcome(rc, stdout, out), commits
 
 
-def stopped(p, command, conf, a=None):
-    return Stopped(p, command, conf, a)
+def stopped(p, command, conf, a=None, function='nftpm::nft::Batch::commit'):
+    return Stopped(p, command, conf, a, function)
 
 
 def expect_retry(result, expect, commits, what):
@@ -345,6 +352,17 @@ def lockless_cas(opts):
     expect_outcome(m.add(c, conf), p.add(c, conf), 'ADD c (meanwhile)')
     expect_retry(s.go(), m.add(b, conf), 1, 'ADD of a port another plugin took meanwhile')
     expect_state(m, 'after the lost race for the port')
+
+    # ADD of a finds the port held by c and looks up c's chain to name it;
+    # right then c is deleted. The answer must not be a conflict with an
+    # owner that no longer exists ("not an nft-portmap attachment"): the
+    # plugin reads again and takes the port.
+    s = stopped(p, 'ADD', config(a, conf), a, function='nftpm::chainOwner')
+    expect_outcome(m.delete(c), p.delete(c), 'DEL c (meanwhile)')
+    expect_retry(s.go(), m.add(a, conf), 1, 'ADD that met c\'s port while c was deleted')
+    expect_state(m, 'a took the port c released while a was reading')
+    expect_outcome(m.delete(a), p.delete(a), 'DEL a')
+    expect_outcome(m.add(c, conf), p.add(c, conf), 'ADD c again')
 
     # DEL of c, stale: meanwhile c is deleted and a takes its port. The
     # stale DEL must not remove a's element (same key, other owner).
