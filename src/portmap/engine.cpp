@@ -322,6 +322,18 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 			auto owner = chainOwner(s, *t);
 			if (!owner)
 				return Unexpected(kernelError(owner.error()));
+			/*
+			 * No batch checks these reads: they must be of one
+			 * generation, or the owner's DEL may have come between
+			 * the element and its chain, and the error would name
+			 * no owner (or, with the chain re-made, a state that
+			 * never existed). Read again then.
+			 */
+			auto now = nft::getGeneration(s);
+			if (!now)
+				return Unexpected(kernelError(now.error()));
+			if (*now != *genid)
+				return Step::Retry;
 			return Unexpected(cni::Error{
 				cni::ErrPortConflict,
 				"host " + portDescription(keys[i]) + " is already published by " +
