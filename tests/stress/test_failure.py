@@ -390,9 +390,9 @@ def lockless_cas(opts):
     log(f'GC racing with ADDs: {out} after {n} commit attempts')
 
 
-# -- known gaps: these fail today (registered with should_fail in meson.build) -------------
+# -- gaps the first version had (fixed since) ----------------------------------------------
 
-def known_check_masq(opts):
+def check_masq(opts):
     """CHECK must notice lost masquerade rules (hairpin and localhost access break)."""
     p = Plugin(opts.plugin)
     a = att('a', 1)
@@ -405,7 +405,7 @@ def known_check_masq(opts):
           f'got {out}')
 
 
-def known_readd_skeleton(opts):
+def readd_skeleton(opts):
     """A re-ADD must repair the shared chains it relies on (CHECK fails, the runtime re-ADDs)."""
     p = Plugin(opts.plugin)
     a = att('a', 1)
@@ -420,7 +420,7 @@ def known_readd_skeleton(opts):
 
 TESTS = {'full_map': full_map, 'refused_expr': refused_expr, 'flush': flush,
          'cas_admin': cas_admin, 'lockless_cas': lockless_cas,
-         'known_check_masq': known_check_masq, 'known_readd_skeleton': known_readd_skeleton}
+         'check_masq': check_masq, 'readd_skeleton': readd_skeleton}
 
 if __name__ == '__main__':
     from harness import main_wrapper

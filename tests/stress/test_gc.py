@@ -144,12 +144,12 @@ def gc_identity(opts):
     check(twin in w.m.present, 'the twin network (same 110 first characters) kept its own')
 
 
-def known_gc_foreign_chain(opts):
+def gc_foreign_chain(opts):
     """GC must not delete a chain it did not make, whatever its comment says.
 
-    Fails today: GC takes any chain of our table whose comment parses as
-    "net=<this network> id=.. if=.." for an attachment, without checking that
-    the chain's name is that attachment's pm-<hash> name.
+    (The first version took any chain of our table whose comment parsed as
+    "net=<this network> id=.. if=..", without checking that the chain's name
+    is that attachment's pm-<hash> name.)
     """
     w = World(opts.plugin)
     w.add('netA', 'a1')
@@ -160,7 +160,7 @@ def known_gc_foreign_chain(opts):
           'GC deleted admin-chain, a chain it did not make (its comment looks like ours)')
 
 
-TESTS = {'gc': gc, 'gc_identity': gc_identity, 'known_gc_foreign_chain': known_gc_foreign_chain}
+TESTS = {'gc': gc, 'gc_identity': gc_identity, 'gc_foreign_chain': gc_foreign_chain}
 
 if __name__ == '__main__':
     from harness import main_wrapper
