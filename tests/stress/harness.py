@@ -321,7 +321,13 @@ class Outcome:
         return f'code {self.code}: {self.msg}' + (f' [{self.details}]' if self.details else '')
 
 
+SANITIZER_REPORT = re.compile(r'runtime error:|ERROR: (Address|Leak|Undefined)Sanitizer')
+
+
 def parse_outcome(rc, stdout, stderr, t0=0.0, t1=0.0):
+    # A sanitizer build's report fails the test whatever the plugin answered.
+    if SANITIZER_REPORT.search(stderr):
+        raise Failure(f'the plugin\'s sanitizers reported an error:\n{stderr}')
     out = Outcome(rc, stdout=stdout, stderr=stderr, t0=t0, t1=t1)
     if rc != 0:
         try:
@@ -346,6 +352,8 @@ class Plugin:
         env = {k: v for k, v in os.environ.items() if not k.startswith('CNI_')}
         env['CNI_COMMAND'] = command
         env['CNI_PATH'] = os.path.dirname(self.path)
+        # In sanitizer builds: stop at the first report (UBSan goes on by default).
+        env.setdefault('UBSAN_OPTIONS', 'halt_on_error=1:print_stacktrace=1')
         if att is not None:
             env['CNI_CONTAINERID'] = att.cid
             env['CNI_IFNAME'] = att.ifname
