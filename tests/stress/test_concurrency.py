@@ -38,15 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (CODE_CONFLICT, CODE_INVALID_CONFIG, CODE_TRY_AGAIN, TABLE, Attachment,  # noqa: E402
                      Conf, Expect, Failure, Mapping, Model, Plugin, check, config,
-                     expect_outcome, expect_state, gc_config, key_text, log, nft, owner_named,
+                     expect_outcome, expect_state, gc_config, log, nft, owner_named,
                      read_state)
 
 HOST_IPS = [None] * 6 + ['192.0.2.1', '198.51.100.7', '2001:db8::1', '0.0.0.0']
 PROTOS = ('tcp', 'udp', 'sctp')
-
-
-def lockless(opts):
-    return opts.lockless
 
 
 def seed_of(opts):
