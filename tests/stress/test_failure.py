@@ -27,8 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CODE_CHECK_FAILED, CODE_CONFLICT, CODE_REFUSED, TABLE, Attachment,  # noqa: E402
-                     Conf, Failure, Mapping, Model, Plugin, check, config, expect_outcome,
+from harness import (CODE_CHECK_FAILED, CODE_CONFLICT, CODE_REFUSED, CODE_TRY_AGAIN, TABLE,  # noqa: E402
+                     Attachment, Conf, Failure, Mapping, Model, Plugin, check, config, expect_outcome,
                      expect_state, gc_config, lib, log, nft, parse_outcome, read_state,
                      ruleset_snapshot)
 
@@ -182,6 +182,7 @@ printf "NFTPM-COMMIT %d\n", $nftpm_hits
 if $nftpm_hits == 1
 shell echo stopped > {stopped} && cat {go} > /dev/null
 end
+{every_hit}
 continue
 end
 run < {stdin} > {stdout}
@@ -195,7 +196,8 @@ class Stopped:
     its batch. go() answers how often function was called in all.
     """
 
-    def __init__(self, plugin, command, conf, a=None, function='nftpm::nft::Batch::commit'):
+    def __init__(self, plugin, command, conf, a=None, function='nftpm::nft::Batch::commit',
+                 every_hit=''):
         if not shutil.which('gdb'):
             raise lib.Skip('gdb not found (apt-get install gdb)')
         self.dir = tempfile.mkdtemp(prefix='nftpm-gdb-')
@@ -206,7 +208,7 @@ class Stopped:
             import json
             json.dump(conf, fh)
         with open(f['gdb'], 'w', encoding='utf-8') as fh:
-            fh.write(GDB_SCRIPT.format(function=function, **f))
+            fh.write(GDB_SCRIPT.format(function=function, every_hit=every_hit, **f))
         self.files = f
         env = plugin.env(command, a)
         # LeakSanitizer cannot work under ptrace (sanitizer builds).
@@ -323,6 +325,23 @@ def cas_admin(opts):
     expect_outcome(m.add(b, conf_b), waiting.wait(), 'the ADD that waited for the lock')
     expect_state(m, 'after the serialised ADDs')
     log('the netns lock made the second plugin wait for the first')
+
+    # A ruleset that changes before every commit (gdb adds a table each
+    # time): the retries are bounded, the answer is code 11, nothing applied.
+    before = ruleset_snapshot()
+    meddle = 'eval "shell nft add table ip meddle%d", $nftpm_hits'
+    s = Stopped(p, 'ADD', config(a, conf2), a, every_hit=meddle)
+    out, n = s.go()
+    check(out.code == CODE_TRY_AGAIN, f'ADD against a ruleset that always changes: expected '
+          f'code 11, got {out} after {n} commit attempts')
+    m_attempts = re.search(r'during (\d+) attempts', out.msg)
+    check(m_attempts and int(m_attempts.group(1)) == n and 2 <= n <= 100,
+          f'the error must give the number of attempts ({n}): {out.msg}')
+    for i in range(1, n + 1):
+        nft('delete', 'table', 'ip', f'meddle{i}')
+    check(ruleset_snapshot() == before, 'the ADD that gave up changed the ruleset')
+    log(f'ADD against a ruleset that changed before each commit: gave up after {n} attempts: '
+        f'{out.msg}')
 
 
 def delete_attachment_text(a):
