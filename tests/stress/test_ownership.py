@@ -152,7 +152,29 @@ def readd(opts):
     log(f'readd: {len(steps)} replacements, each checked against the model and by CHECK')
 
 
-TESTS = {'conflicts': conflicts, 'readd': readd}
+def address_reuse(opts):
+    """IPAM gives a stale container's address to a new one: the masquerade follows the address."""
+    p = Plugin(opts.plugin)
+    m = Model()
+    stale = A('netA', 'stale', 1)
+    new = Attachment('netA', 'new', 'eth0', stale.v4, stale.v6)  # the same addresses
+    applied(p, m, stale, Conf((Mapping('tcp', 8080, 80),)), 'ADD of the stale container')
+    # The runtime lost track of it (no DEL); the new container gets its
+    # addresses: the masq elements of those addresses are taken over, its
+    # port elements are not.
+    applied(p, m, new, Conf((Mapping('tcp', 9090, 90),)), 'ADD of a container with its addresses')
+    refused(p, m, new, Conf((Mapping('tcp', 8080, 80),)), stale, 'tcp . 8080',
+            'the new container cannot take the stale one\'s port')
+    out = p.check(stale, Conf((Mapping('tcp', 8080, 80),)))
+    check(out.code == 103, f'CHECK of the stale container: its masq elements are gone: {out}')
+    # The late DEL of the stale container leaves the new one whole.
+    expect_outcome(m.delete(stale), p.delete(stale), 'late DEL of the stale container')
+    expect_state(m, 'after the late DEL')
+    check(p.check(new, Conf((Mapping('tcp', 9090, 90),))).ok, 'the new container passes CHECK')
+    log('address reuse: the masquerade elements moved to the new owner; the late DEL kept them')
+
+
+TESTS = {'conflicts': conflicts, 'readd': readd, 'address_reuse': address_reuse}
 
 if __name__ == '__main__':
     from harness import main_wrapper
