@@ -144,6 +144,15 @@ def isolated(script, label, inner_args, timeout=None):
         lib.run(['ip', 'netns', 'delete', name], check=False)
 
 
+def run_main(script, tests):
+    """The __main__ of a test file: main_wrapper, a Failure printed as FAIL, exit 1."""
+    try:
+        sys.exit(main_wrapper(script, tests))
+    except Failure as e:
+        print(f'FAIL: {e}')
+        sys.exit(1)
+
+
 def main_wrapper(script, tests, argv=None):
     """The command line of a test file: outer (namespaces) or --inner (the body).
 

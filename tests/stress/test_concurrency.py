@@ -561,9 +561,5 @@ TESTS = {
 }
 
 if __name__ == '__main__':
-    from harness import main_wrapper
-    try:
-        sys.exit(main_wrapper(__file__, TESTS))
-    except Failure as e:
-        print(f'FAIL: {e}')
-        sys.exit(1)
+    from harness import run_main
+    run_main(__file__, TESTS)

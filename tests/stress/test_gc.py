@@ -163,9 +163,5 @@ def gc_foreign_chain(opts):
 TESTS = {'gc': gc, 'gc_identity': gc_identity, 'gc_foreign_chain': gc_foreign_chain}
 
 if __name__ == '__main__':
-    from harness import main_wrapper
-    try:
-        sys.exit(main_wrapper(__file__, TESTS))
-    except Failure as e:
-        print(f'FAIL: {e}')
-        sys.exit(1)
+    from harness import run_main
+    run_main(__file__, TESTS)
