@@ -282,6 +282,22 @@ void Batch::deleteElements(const nftnl_set *s, std::string what)
 	impl_->addElements(ops_, NFT_MSG_DELSETELEM, 0, s, what);
 }
 
+void Batch::addObject(const nftnl_obj *o, bool exclusive, std::string what)
+{
+	/* libnftnl only reads the object, but its prototypes are not const. */
+	auto *obj = const_cast<nftnl_obj *>(o);
+	impl_->add(ops_, NFT_MSG_NEWOBJ, static_cast<std::uint16_t>(nftnl_obj_get_u32(obj, NFTNL_OBJ_FAMILY)),
+		   NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), std::move(what),
+		   [obj](nlmsghdr *nlh) { nftnl_obj_nlmsg_build_payload(nlh, obj); });
+}
+
+void Batch::deleteObject(const nftnl_obj *o, std::string what)
+{
+	auto *obj = const_cast<nftnl_obj *>(o);
+	impl_->add(ops_, NFT_MSG_DELOBJ, static_cast<std::uint16_t>(nftnl_obj_get_u32(obj, NFTNL_OBJ_FAMILY)),
+		   0, std::move(what), [obj](nlmsghdr *nlh) { nftnl_obj_nlmsg_build_payload(nlh, obj); });
+}
+
 std::vector<std::uint8_t> Batch::encoded() const
 {
 	std::vector<std::uint8_t> out;

@@ -17,6 +17,7 @@
 
 #include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/object.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
@@ -56,6 +57,10 @@ public:
 	void addElements(const nftnl_set *s, bool exclusive, std::string what);
 	/* DELSETELEM for the elements attached to s. */
 	void deleteElements(const nftnl_set *s, std::string what);
+	/* NEWOBJ (a named stateful object); exclusive: NLM_F_EXCL. */
+	void addObject(const nftnl_obj *o, bool exclusive, std::string what);
+	/* DELOBJ by table, name and type. */
+	void deleteObject(const nftnl_obj *o, std::string what);
 
 	/* Number of operations (BEGIN and END not counted). */
 	std::size_t size() const { return ops_.size(); }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <linux/netfilter/nfnetlink.h>
 
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 
 namespace nftpm::nft {
 
@@ -75,6 +77,24 @@ SetElemPtr copyElement(nftnl_set_elem *from)
 		if (data && nftnl_set_elem_set(to.get(), attr, data, len) < 0)
 			return nullptr;
 	}
+	/* Per-element counters (a map declared with "counter") are copied as counters. */
+	nftnl_set_elem_expr_foreach(
+		from,
+		[](nftnl_expr *e, void *data) {
+			const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+			if (!name || std::string_view(name) != "counter")
+				return 0;
+			nftnl_expr *copy = nftnl_expr_alloc("counter");
+			if (!copy)
+				return -1;
+			nftnl_expr_set_u64(copy, NFTNL_EXPR_CTR_PACKETS,
+					   nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS));
+			nftnl_expr_set_u64(copy, NFTNL_EXPR_CTR_BYTES,
+					   nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES));
+			nftnl_set_elem_add_expr(static_cast<nftnl_set_elem *>(data), copy);
+			return 0;
+		},
+		to.get());
 	return to;
 }
 

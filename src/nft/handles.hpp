@@ -11,6 +11,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -32,6 +33,7 @@ NFTPM_DEFINE_OWNER(Set, nftnl_set, nftnl_set_free)
 NFTPM_DEFINE_OWNER(SetElem, nftnl_set_elem, nftnl_set_elem_free)
 NFTPM_DEFINE_OWNER(Udata, nftnl_udata_buf, nftnl_udata_buf_free)
 NFTPM_DEFINE_OWNER(Gen, nftnl_gen, nftnl_gen_free)
+NFTPM_DEFINE_OWNER(Obj, nftnl_obj, nftnl_obj_free)
 
 #undef NFTPM_DEFINE_OWNER
 

@@ -237,4 +237,98 @@ Result<SetPtr> getSet(Socket &s, std::uint16_t family, const std::string &table,
 		[] { return SetPtr(nftnl_set_alloc()); }, nftnl_set_nlmsg_parse);
 }
 
+Result<std::vector<SetPtr>> dumpSets(Socket &s, std::uint16_t family, const std::string &table)
+{
+	const std::string what = "list sets " + familyName(family) + " " + table;
+	std::vector<SetPtr> sets;
+	/* The kernel filters a set dump by the table named in the request. */
+	auto r = dump(
+		s,
+		[&] {
+			Request req(s, NFT_MSG_GETSET, family, NLM_F_DUMP);
+			SetPtr key(nftnl_set_alloc());
+			nftnl_set_set_u32(key.get(), NFTNL_SET_FAMILY, family);
+			nftnl_set_set_str(key.get(), NFTNL_SET_TABLE, table.c_str());
+			nftnl_set_nlmsg_build_payload(req.get(), key.get());
+			return req;
+		},
+		NFT_MSG_NEWSET, what, [&] { sets.clear(); },
+		[&](const nlmsghdr *nlh) {
+			SetPtr set(nftnl_set_alloc());
+			if (!set || nftnl_set_nlmsg_parse(nlh, set.get()) < 0)
+				return MNL_CB_ERROR;
+			sets.push_back(std::move(set));
+			return MNL_CB_OK;
+		});
+	if (!r)
+		return Unexpected(std::move(r).error());
+	if (sets.empty()) {
+		auto t = getTable(s, family, table);
+		if (!t)
+			return Unexpected(std::move(t).error());
+	}
+	return sets;
+}
+
+namespace {
+
+ObjPtr objKey(std::uint16_t family, const std::string &table, std::uint32_t type,
+	      const std::string &name)
+{
+	ObjPtr o(nftnl_obj_alloc());
+	if (!o)
+		std::abort();
+	nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, family);
+	nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, table.c_str());
+	nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, type);
+	if (!name.empty())
+		nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, name.c_str());
+	return o;
+}
+
+} /* namespace */
+
+Result<ObjPtr> getObject(Socket &s, std::uint16_t family, const std::string &table,
+			 std::uint32_t type, const std::string &name)
+{
+	Request req(s, NFT_MSG_GETOBJ, family, 0);
+	nftnl_obj_nlmsg_build_payload(req.get(), objKey(family, table, type, name).get());
+	return getOne<ObjPtr>(
+		s, req, NFT_MSG_NEWOBJ, "list object " + familyName(family) + " " + table + " " + name,
+		[] { return ObjPtr(nftnl_obj_alloc()); }, nftnl_obj_nlmsg_parse);
+}
+
+Result<std::vector<ObjPtr>> dumpObjects(Socket &s, std::uint16_t family, const std::string &table,
+					std::uint32_t type)
+{
+	const std::string what = "list objects " + familyName(family) + " " + table;
+	std::vector<ObjPtr> objs;
+	/* The kernel filters an object dump by table and type. */
+	auto r = dump(
+		s,
+		[&] {
+			Request req(s, NFT_MSG_GETOBJ, family, NLM_F_DUMP);
+			nftnl_obj_nlmsg_build_payload(req.get(), objKey(family, table, type, {}).get());
+			return req;
+		},
+		NFT_MSG_NEWOBJ, what, [&] { objs.clear(); },
+		[&](const nlmsghdr *nlh) {
+			ObjPtr o(nftnl_obj_alloc());
+			if (!o || nftnl_obj_nlmsg_parse(nlh, o.get()) < 0)
+				return MNL_CB_ERROR;
+			const char *t = nftnl_obj_get_str(o.get(), NFTNL_OBJ_TABLE);
+			if (t && table == t && nftnl_obj_get_u32(o.get(), NFTNL_OBJ_TYPE) == type)
+				objs.push_back(std::move(o));
+			return MNL_CB_OK;
+		});
+	if (!r)
+		return Unexpected(std::move(r).error());
+	if (objs.empty()) {
+		auto t = getTable(s, family, table);
+		if (!t)
+			return Unexpected(std::move(t).error());
+	}
+	return objs;
+}
+
 } /* namespace nftpm::nft */

@@ -49,12 +49,24 @@ namespace nftpm::nft {
 [[nodiscard]] Result<SetPtr> getSet(Socket &s, std::uint16_t family, const std::string &table,
 				    const std::string &set);
 
+/* Dump of every set of one table (GC, skeleton repair: our table has few). */
+[[nodiscard]] Result<std::vector<SetPtr>> dumpSets(Socket &s, std::uint16_t family,
+						   const std::string &table);
+
+/* NFT_MSG_GETOBJ of one named object of a type (NFT_OBJECT_*): a hash lookup in the kernel. */
+[[nodiscard]] Result<ObjPtr> getObject(Socket &s, std::uint16_t family, const std::string &table,
+				       std::uint32_t type, const std::string &name);
+
+/* Dump of every object of one type in one table (GC, list). */
+[[nodiscard]] Result<std::vector<ObjPtr>> dumpObjects(Socket &s, std::uint16_t family,
+						      const std::string &table, std::uint32_t type);
+
 /*
  * NFT_MSG_GETSETELEM for each key (raw key bytes as the kernel stores them,
  * concatenation fields padded to 4 bytes). The result is aligned with keys:
  * nullptr where the element does not exist; a missing set or table is
  * Error{ENOENT}. The requests are pipelined (one sendmsg() per 64 keys);
- * element expressions (per-element counters) are not carried over.
+ * of element expressions, per-element counters are carried over.
  */
 [[nodiscard]] Result<std::vector<SetElemPtr>>
 getElements(Socket &s, std::uint16_t family, const std::string &table, const std::string &set,

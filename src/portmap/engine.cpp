@@ -7,8 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
-#include <set>
 #include <thread>
+
+#include <linux/netfilter/nf_tables.h>
 
 #include "nft/batch.hpp"
 #include "nft/query.hpp"
@@ -107,42 +108,16 @@ Expected<ruleset::AttachmentPlan, cni::Error> planFor(const cni::Config &cfg,
 				 std::move(c4).value(), std::move(c6).value());
 }
 
-std::string describeOwner(const std::optional<Attachment> &owner, const std::string &chain)
+/* "container <id> (network <net>, interface <if>)" from an element's comment. */
+std::string describeOwner(const std::optional<std::string> &comment)
 {
+	if (!comment)
+		return "an element without an owner comment (not written by nft-portmap)";
+	auto owner = ruleset::parseAttachmentComment(*comment);
 	if (!owner)
-		return "chain " + chain + " (not an nft-portmap attachment)";
+		return "an element with comment \"" + *comment + "\" (not an nft-portmap attachment)";
 	return "container " + owner->containerId + " (network " + owner->network + ", interface " +
 	       owner->ifname + ")";
-}
-
-/*
- * The static part of the table (base chains and the dispatch chain with
- * exactly the rules addSkeleton writes): nullopt when intact, otherwise
- * what is wrong. Four requests, whatever the number of containers.
- */
-nft::Result<std::optional<std::string>> skeletonProblem(nft::Socket &s)
-{
-	struct Expect {
-		const char *chain;
-		std::size_t rules;
-	};
-	static constexpr Expect kSkeleton[] = {
-		{ "prerouting", 1 }, { "output", 1 }, { "dispatch", 4 }, { "postrouting", 2 }
-	};
-	for (const auto &e : kSkeleton) {
-		auto rules = nft::getRules(s, ruleset::kTableFamily, ruleset::kTableName, e.chain);
-		if (!rules) {
-			if (rules.error().errnum == ENOENT)
-				return std::optional<std::string>(std::string("chain ") + e.chain + " of table inet " +
-								  ruleset::kTableName + " is missing");
-			return Unexpected(std::move(rules).error());
-		}
-		if (rules->size() != e.rules)
-			return std::optional<std::string>(std::string("chain ") + e.chain + " has " +
-							  std::to_string(rules->size()) + " rules, expected " +
-							  std::to_string(e.rules));
-	}
-	return std::optional<std::string>();
 }
 
 /*
@@ -187,10 +162,11 @@ void flushUdpConntrack(const std::vector<ruleset::DnatRule> &rules)
 }
 
 /*
- * DEL of one attachment: remove the elements that still jump to its chains,
- * then the chains. An element that now belongs to someone else is left alone.
+ * DEL of one attachment: remove the elements its record names that still
+ * carry its comment, its chain (conditions only) and its record. An element
+ * that now belongs to someone else is left alone.
  */
-StepResult delAttempt(nft::Socket &s, const Attachment &who, bool scanMaps,
+StepResult delAttempt(nft::Socket &s, const Attachment &who, bool walk,
 		      std::vector<ruleset::DnatRule> &removedRules)
 {
 	auto genid = nft::getGeneration(s);
@@ -202,47 +178,43 @@ StepResult delAttempt(nft::Socket &s, const Attachment &who, bool scanMaps,
 	if (!st->exists())
 		return Step::Done;
 
-	const std::string dnatChain = ruleset::dnatChainName(who);
-	const std::string masqChain = ruleset::masqChainName(who);
-
+	const std::string mine = ruleset::attachmentComment(who);
 	std::vector<ElementKey> owned;
-	if (scanMaps) {
-		auto refs = findReferences(s, { dnatChain, masqChain });
-		if (!refs)
-			return Unexpected(kernelError(refs.error()));
-		owned = std::move(refs).value();
+	if (walk || !st->recordValid) {
+		/* A damaged record: find what carries our comment the slow way. */
+		auto found = findOwnedElements(s, [&mine](const std::string &c) { return c == mine; });
+		if (!found)
+			return Unexpected(kernelError(found.error()));
+		owned = std::move(found).value();
 	} else {
 		auto keys = st->keys();
-		auto targets = elementTargets(s, keys);
-		if (!targets)
-			return Unexpected(kernelError(targets.error()));
+		auto elems = readElements(s, keys);
+		if (!elems)
+			return Unexpected(kernelError(elems.error()));
 		for (std::size_t i = 0; i < keys.size(); i++) {
-			const auto &t = (*targets)[i];
-			if (t && (*t == dnatChain || *t == masqChain))
+			const auto &e = (*elems)[i];
+			if (e && e->comment == mine)
 				owned.push_back(keys[i]);
 		}
 	}
 
 	nft::Batch b(*genid);
+	/* Guard elements before the chain they jump to. */
 	ruleset::deleteElements(b, owned);
-	if (st->dnatChainExists)
-		ruleset::deleteChain(b, dnatChain);
-	if (st->masqChainExists)
-		ruleset::deleteChain(b, masqChain);
+	if (st->chainExists)
+		ruleset::deleteChain(b, ruleset::attachmentName(who));
+	if (st->recordExists)
+		ruleset::deleteRecord(b, who, std::max(st->recordParts, 1u));
 
 	auto r = b.commit(s);
 	if (r) {
-		removedRules = st->dnatRules;
+		removedRules = st->recorded.rules;
 		return Step::Done;
 	}
 	if (r.error().errnum == ERESTART)
 		return Step::Retry;
-	/*
-	 * EBUSY: an element we could not derive from the chain's rules still
-	 * jumps to it (the chain was edited by hand, or lost rules). Find it by
-	 * walking the maps once.
-	 */
-	if (r.error().errnum == EBUSY && !scanMaps)
+	/* EBUSY: something the record did not name still jumps to our chain. */
+	if (r.error().errnum == EBUSY && !walk)
 		return delAttempt(s, who, true, removedRules);
 	return Unexpected(kernelError(r.error()));
 }
@@ -261,10 +233,50 @@ CniResult deleteAttachment(const Attachment &who)
 	return r;
 }
 
+bool isGuard(const ElementKey &k)
+{
+	using ruleset::MapId;
+	return k.map == MapId::Guard4 || k.map == MapId::Guard6 || k.map == MapId::AddrGuard4 ||
+	       k.map == MapId::AddrGuard6;
+}
+
+bool isMasq(const ElementKey &k)
+{
+	return k.map == ruleset::MapId::Masq4 || k.map == ruleset::MapId::Masq6;
+}
+
+/* The data map whose key a guard shares (for messages). */
+ruleset::MapId portElementMap(ruleset::MapId guard)
+{
+	using ruleset::MapId;
+	switch (guard) {
+	case MapId::Guard4:
+		return MapId::Ports4;
+	case MapId::Guard6:
+		return MapId::Ports6;
+	case MapId::AddrGuard4:
+		return MapId::AddrPorts4;
+	case MapId::AddrGuard6:
+		return MapId::AddrPorts6;
+	default:
+		return guard;
+	}
+}
+
+/* Whether an element as the kernel has it is what the plan wants. */
+bool sameElement(const ElementState &have, const ruleset::PlannedElement &want)
+{
+	if (isGuard(want.key))
+		return have.dataText == want.dataText;
+	return have.data == want.data;
+}
+
 /*
- * ADD: one batch that (if needed) builds the skeleton, removes what this
- * attachment published before, and publishes the plan. Port keys held by
- * another attachment are a conflict, reported before anything is sent.
+ * ADD: one batch that (if needed) builds or repairs the skeleton, adds the
+ * masq sets the plan needs, removes what this attachment published before
+ * and does not publish now, and publishes the plan. Elements that are
+ * already exactly as wanted stay (their counters with them). Port keys held
+ * by another attachment are a conflict, reported before anything is sent.
  */
 StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 		      const ruleset::Priorities &prio)
@@ -276,79 +288,120 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 	if (!haveTable)
 		return Unexpected(kernelError(haveTable.error()));
 
-	const std::string dnatChain = ruleset::dnatChainName(plan.who);
-	const std::string masqChain = ruleset::masqChainName(plan.who);
+	const std::string mine = ruleset::attachmentComment(plan.who);
+	const std::string name = ruleset::attachmentName(plan.who);
+	const auto desired = ruleset::planElements(plan);
 
 	AttachmentState old;
+	std::vector<ruleset::MasqSet> masqRules;
+	std::vector<ruleset::MasqSet> repairSets;
+	bool repair = false;
 	std::vector<ElementKey> toDelete;
-	bool repairSkeleton = false;
-	if (*haveTable) {
+	std::vector<ruleset::PlannedElement> toAdd;
+	if (!*haveTable) {
+		toAdd = desired;
+	} else {
 		/* Self-healing: static rules lost to "nft flush table" are rebuilt. */
-		auto skeleton = skeletonProblem(s);
-		if (!skeleton)
-			return Unexpected(kernelError(skeleton.error()));
-		repairSkeleton = skeleton->has_value();
+		auto sk = readSkeleton(s);
+		if (!sk)
+			return Unexpected(kernelError(sk.error()));
+		if (sk->problem) {
+			repair = true;
+			auto sets = listMasqSets(s);
+			if (!sets)
+				return Unexpected(kernelError(sets.error()));
+			repairSets = std::move(sets).value();
+			masqRules = repairSets;
+		} else {
+			masqRules = sk->masqRules;
+		}
 
 		auto st = readAttachment(s, plan.who);
 		if (!st)
 			return Unexpected(kernelError(st.error()));
 		old = std::move(st).value();
 
-		/* Everything we published before and everything we want now. */
-		std::vector<ElementKey> keys = ruleset::planKeys(plan);
-		for (auto &k : old.keys())
+		/* Everything we want now, then everything we published before. */
+		std::vector<ElementKey> keys;
+		for (const auto &d : desired)
+			keys.push_back(d.key);
+		std::vector<ElementKey> oldKeys = old.keys();
+		if (old.exists() && !old.recordValid) {
+			auto found = findOwnedElements(s, [&mine](const std::string &c) { return c == mine; });
+			if (!found)
+				return Unexpected(kernelError(found.error()));
+			oldKeys = std::move(found).value();
+		}
+		for (auto &k : oldKeys)
 			if (std::find(keys.begin(), keys.end(), k) == keys.end())
 				keys.push_back(std::move(k));
-		auto targets = elementTargets(s, keys);
-		if (!targets)
-			return Unexpected(kernelError(targets.error()));
+		auto elems = readElements(s, keys);
+		if (!elems)
+			return Unexpected(kernelError(elems.error()));
 
 		for (std::size_t i = 0; i < keys.size(); i++) {
-			const auto &t = (*targets)[i];
-			if (!t)
-				continue;
-			if (*t == dnatChain || *t == masqChain) {
-				toDelete.push_back(keys[i]);
+			const auto &have = (*elems)[i];
+			if (i >= desired.size()) {
+				/* Published before, not any more. */
+				if (have && have->comment == mine)
+					toDelete.push_back(keys[i]);
 				continue;
 			}
-			if (keys[i].map == ruleset::MapId::Masq4 || keys[i].map == ruleset::MapId::Masq6) {
+			if (!have) {
+				toAdd.push_back(desired[i]);
+				continue;
+			}
+			if (have->comment == mine) {
+				if (!sameElement(*have, desired[i])) {
+					toDelete.push_back(keys[i]);
+					toAdd.push_back(desired[i]);
+				}
+				continue;
+			}
+			if (isMasq(keys[i])) {
 				/*
 				 * IPAM gave this container the address, so a masq
 				 * element of another attachment for it is stale.
 				 */
 				toDelete.push_back(keys[i]);
+				toAdd.push_back(desired[i]);
 				continue;
 			}
-			auto owner = chainOwner(s, *t);
-			if (!owner)
-				return Unexpected(kernelError(owner.error()));
 			/*
-			 * No batch checks these reads: they must be of one
-			 * generation, or the owner's DEL may have come between
-			 * the element and its chain, and the error would name
-			 * no owner (or, with the chain re-made, a state that
-			 * never existed). Read again then.
+			 * The owner is the element's own comment, read in the
+			 * same answer as the element: no second read to race.
 			 */
-			auto now = nft::getGeneration(s);
-			if (!now)
-				return Unexpected(kernelError(now.error()));
-			if (*now != *genid)
-				return Step::Retry;
+			ElementKey shown = desired[i].key;
+			if (isGuard(shown))
+				shown.map = portElementMap(shown.map);
 			return Unexpected(cni::Error{
 				cni::ErrPortConflict,
-				"host " + portDescription(keys[i]) + " is already published by " +
-					describeOwner(*owner, *t) + " (chain " + *t + "); nothing was changed",
+				"host " + portDescription(shown) + " is already published by " +
+					describeOwner(have->comment) + " (map " + keys[i].setName() +
+					"); nothing was changed",
 				keys[i].text });
 		}
 	}
 
+	const bool recordSame = old.recordValid && ruleset::encodeRecord(old.recorded) == ruleset::encodeRecord(plan);
+	const bool chainNeeded = plan.hasChain();
+
 	nft::Batch b(*genid);
-	if (!*haveTable || repairSkeleton)
-		ruleset::addSkeleton(b, prio, repairSkeleton);
+	if (!*haveTable || repair)
+		ruleset::addSkeleton(b, prio, repair, repairSets);
+	for (const auto &m : ruleset::planMasqSets(plan))
+		if (std::find(masqRules.begin(), masqRules.end(), m) == masqRules.end())
+			ruleset::addMasqSet(b, m);
 	ruleset::deleteElements(b, toDelete);
-	ruleset::addAttachment(b, plan, old.dnatChainExists, old.masqChainExists);
-	if (!plan.hasMasquerade() && old.masqChainExists)
-		ruleset::deleteChain(b, masqChain);
+	if (old.chainExists && !chainNeeded)
+		ruleset::deleteChain(b, name);
+	if (!recordSame) {
+		if (old.recordExists)
+			ruleset::deleteRecord(b, plan.who, std::max(old.recordParts, 1u));
+		ruleset::addRecord(b, plan);
+	}
+	ruleset::addChain(b, plan, old.chainExists);
+	ruleset::addElements(b, toAdd, mine, name);
 
 	auto r = b.commit(s);
 	if (r)
@@ -363,11 +416,6 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 	return Unexpected(kernelError(r.error()));
 }
 
-/*
- * Re-reads the kernel to explain an ADD that kept failing: EEXIST that the
- * retries could not resolve ends here as a plain kernel error.
- */
-
 } /* namespace */
 
 CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
@@ -379,6 +427,13 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 	/* No address the mappings apply to: replace with nothing, as DEL. */
 	if (plan->rules.empty())
 		return deleteAttachment(plan->who);
+
+	/* The record holds up to 255 objects of about 40 mappings each. */
+	if (ruleset::encodeRecord(*plan).size() > 255)
+		return Unexpected(cni::Error{ cni::ErrInvalidConfig,
+					      "runtimeConfig.portMappings: " + std::to_string(cfg.portMappings.size()) +
+						      " mappings are more than nft-portmap can record for one attachment",
+					      {} });
 
 	/*
 	 * 127.0.0.1:hostPort is DNATed out of the loopback: the interface
@@ -414,7 +469,7 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 
 CniResult commandDel(const cni::Config &cfg, const cni::Environment &env)
 {
-	/* Stateless: the attachment's chains say what it owns. */
+	/* Stateless: the attachment's record says what it owns. */
 	return deleteAttachment(Attachment{ cfg.name, env.containerId, env.ifname });
 }
 
@@ -447,6 +502,22 @@ cni::Error checkFailed(const std::string &what)
 	return { cni::ErrCheckFailed, "CHECK: " + what, {} };
 }
 
+/* What differs between a record and the plan, in words. */
+std::string recordDifference(const ruleset::AttachmentPlan &have, const ruleset::AttachmentPlan &want,
+			     const std::string &name)
+{
+	for (const auto &r : want.rules)
+		if (std::find(have.rules.begin(), have.rules.end(), r) == have.rules.end())
+			return "DNAT " + ruleText(r) + " is missing from record " + name;
+	if (!sameElements(have.rules, want.rules))
+		return "record " + name + " holds DNATs that the configuration does not ask for";
+	if (have.containerV4 != want.containerV4 || have.containerV6 != want.containerV6)
+		return "record " + name + " has other container addresses than the configuration";
+	if (have.snat != want.snat || have.masqAll != want.masqAll)
+		return "record " + name + " has other snat/masqAll settings than the configuration";
+	return "record " + name + " differs from the configuration (conditions given or not)";
+}
+
 } /* namespace */
 
 CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
@@ -467,132 +538,149 @@ CniResult commandCheck(const cni::Config &cfg, const cni::Environment &env)
 	if (!*haveTable)
 		return Unexpected(checkFailed(std::string("table inet ") + ruleset::kTableName +
 					      " is missing (was the ruleset flushed?)"));
-	auto skeleton = skeletonProblem(*s);
-	if (!skeleton)
-		return Unexpected(kernelError(skeleton.error()));
-	if (*skeleton)
-		return Unexpected(checkFailed(**skeleton));
+	auto sk = readSkeleton(*s);
+	if (!sk)
+		return Unexpected(kernelError(sk.error()));
+	if (sk->problem)
+		return Unexpected(checkFailed(*sk->problem));
 
 	auto st = readAttachment(*s, plan->who);
 	if (!st)
 		return Unexpected(kernelError(st.error()));
-	const std::string dnatChain = ruleset::dnatChainName(plan->who);
-	const std::string masqChain = ruleset::masqChainName(plan->who);
-	if (!st->dnatChainExists)
-		return Unexpected(checkFailed("chain " + dnatChain + " of this attachment is missing"));
-	if (!st->undecodable.empty())
-		return Unexpected(checkFailed("chain " + dnatChain + " holds a rule nft-portmap did not write: " +
-					      st->undecodable.front()));
-	for (const auto &want : plan->rules)
-		if (std::find(st->dnatRules.begin(), st->dnatRules.end(), want) == st->dnatRules.end())
-			return Unexpected(checkFailed("DNAT rule " + ruleText(want) + " is missing from chain " +
-						      dnatChain));
-	if (!sameElements(st->dnatRules, plan->rules))
-		return Unexpected(checkFailed("chain " + dnatChain + " holds DNAT rules that the configuration does not ask for"));
-	if (plan->hasMasquerade() && !st->masqChainExists)
-		return Unexpected(checkFailed("masquerade chain " + masqChain + " is missing"));
-	if (!plan->hasMasquerade() && st->masqChainExists)
-		return Unexpected(checkFailed("masquerade chain " + masqChain + " exists although snat is off"));
-	if (!sameElements(st->masqRules, ruleset::planMasqRules(*plan)))
-		return Unexpected(checkFailed("chain " + masqChain + " does not hold the masquerade rules the configuration asks for (" +
-					      std::to_string(st->masqRules.size()) + " rules, expected " +
-					      std::to_string(ruleset::planMasqRules(*plan).size()) + ")"));
+	const std::string name = ruleset::attachmentName(plan->who);
+	if (!st->recordExists)
+		return Unexpected(checkFailed("record counter " + name + " of this attachment is missing"));
+	if (!st->recordValid)
+		return Unexpected(checkFailed(st->problems.empty() ? "record " + name + " is damaged"
+								   : st->problems.front()));
+	if (ruleset::encodeRecord(st->recorded) != ruleset::encodeRecord(*plan))
+		return Unexpected(checkFailed(recordDifference(st->recorded, *plan, name)));
 
-	auto keys = ruleset::planKeys(*plan);
-	auto targets = elementTargets(*s, keys);
-	if (!targets)
-		return Unexpected(kernelError(targets.error()));
+	for (const auto &m : ruleset::planMasqSets(*plan))
+		if (std::find(sk->masqRules.begin(), sk->masqRules.end(), m) == sk->masqRules.end())
+			return Unexpected(checkFailed("chain postrouting has no masquerade rule for set " +
+						      ruleset::masqSetName(m.family, m.sourceLength)));
+
+	const std::string mine = ruleset::attachmentComment(plan->who);
+	const auto desired = ruleset::planElements(*plan);
+	std::vector<ElementKey> keys;
+	for (const auto &d : desired)
+		keys.push_back(d.key);
+	auto elems = readElements(*s, keys);
+	if (!elems)
+		return Unexpected(kernelError(elems.error()));
 	for (std::size_t i = 0; i < keys.size(); i++) {
-		const auto &t = (*targets)[i];
-		const char *map = ruleset::mapName(keys[i].map);
-		if (!t)
-			return Unexpected(checkFailed(std::string("element ") + keys[i].text + " is missing from map " + map));
-		if (*t != dnatChain && *t != masqChain) {
-			auto owner = chainOwner(*s, *t);
-			return Unexpected(checkFailed(std::string("element ") + keys[i].text + " of map " + map +
-						      " belongs to " +
-						      describeOwner(owner ? *owner : std::nullopt, *t)));
-		}
+		const auto &have = (*elems)[i];
+		const std::string set = keys[i].setName();
+		if (!have)
+			return Unexpected(checkFailed("element " + keys[i].text + " is missing from " + set));
+		if (have->comment != mine)
+			return Unexpected(checkFailed("element " + keys[i].text + " of " + set + " belongs to " +
+						      describeOwner(have->comment)));
+		if (!sameElement(*have, desired[i]))
+			return Unexpected(checkFailed("element " + keys[i].text + " of " + set + " maps to " +
+						      have->dataText + ", expected " + desired[i].dataText));
+	}
+
+	if (plan->hasChain()) {
+		if (!st->chainExists)
+			return Unexpected(checkFailed("chain " + name + " of this attachment is missing"));
+		if (!st->problems.empty())
+			return Unexpected(checkFailed("chain " + name + " holds a rule nft-portmap did not write: " +
+						      st->problems.front()));
+		const auto want = plan->chainRules();
+		for (const auto &r : want)
+			if (std::find(st->chainRules.begin(), st->chainRules.end(), r) == st->chainRules.end())
+				return Unexpected(checkFailed("DNAT rule " + ruleText(r) + " is missing from chain " + name));
+		if (!sameElements(st->chainRules, want))
+			return Unexpected(checkFailed("chain " + name + " holds DNAT rules that the configuration does not ask for"));
+		if (!st->chainClosed)
+			return Unexpected(checkFailed("chain " + name + " does not end in accept"));
 	}
 	return {};
 }
 
 namespace {
 
-bool isCutComment(const Attachment &a)
-{
-	for (const std::string *f : { &a.network, &a.containerId, &a.ifname })
-		if (f->size() > 9 && (*f)[f->size() - 9] == '~')
-			return true;
-	return false;
-}
-
-/* Whether chain is the DNAT or masq chain of the attachment a comment names. */
-bool isOwnChainName(const std::string &chain, const Attachment &fromComment)
-{
-	if (chain.rfind("pm-", 0) != 0)
-		return false;
-	if (isCutComment(fromComment))
-		return true;
-	return chain == ruleset::dnatChainName(fromComment) || chain == ruleset::masqChainName(fromComment);
-}
-
-/* GC: the chains of this network whose attachment is not valid any more. */
+/* GC: what belongs to this network's attachments that are not valid any more. */
 StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &removed)
 {
 	auto genid = nft::getGeneration(s);
 	if (!genid)
 		return Unexpected(kernelError(genid.error()));
-	auto chains = nft::dumpChains(s, ruleset::kTableFamily, ruleset::kTableName);
-	if (!chains) {
-		if (chains.error().errnum == ENOENT)
+	auto objects = nft::dumpObjects(s, ruleset::kTableFamily, ruleset::kTableName, NFT_OBJECT_COUNTER);
+	if (!objects) {
+		if (objects.error().errnum == ENOENT)
 			return Step::Done;
-		return Unexpected(kernelError(chains.error()));
+		return Unexpected(kernelError(objects.error()));
 	}
 
-	std::set<std::string> valid;
-	for (const auto &va : *cfg.validAttachments) {
-		Attachment a{ cfg.name, va.containerId, va.ifname };
-		valid.insert(ruleset::dnatChainName(a));
-		valid.insert(ruleset::masqChainName(a));
-	}
-
-	std::vector<std::string> stale;
-	for (const auto &c : *chains) {
-		const char *name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
-		if (!name || valid.count(name))
-			continue;
-		auto comment = ruleset::chainComment(c.get());
-		if (!comment)
-			continue;
-		auto owner = ruleset::parseAttachmentComment(*comment);
-		/* Only attachments of the network this GC was called for. */
+	std::vector<Attachment> valid;
+	for (const auto &va : *cfg.validAttachments)
+		valid.push_back(Attachment{ cfg.name, va.containerId, va.ifname });
+	/* A comment of an attachment of this network that is not valid. */
+	auto stale = [&](const std::string &comment) {
+		auto owner = ruleset::parseAttachmentComment(comment);
 		if (!owner || !ruleset::commentFieldMatches(owner->network, cfg.name))
-			continue;
-		/*
-		 * Only chains we made: an attachment's chain is named after the
-		 * hash of the attachment its comment names. (A comment whose
-		 * fields were cut cannot be hashed again; its pm- name and the
-		 * hashes in its cut fields stand for it.)
-		 */
-		if (!isOwnChainName(name, *owner))
-			continue;
-		stale.push_back(name);
+			return false;
+		return std::none_of(valid.begin(), valid.end(),
+				    [&](const Attachment &v) { return ruleset::commentMatches(*owner, v); });
+	};
+	/*
+	 * Only what we made: an attachment's record and chain are named after
+	 * the hash of the attachment their comment names. (A comment whose
+	 * fields were cut cannot be hashed again; its pm- name and the hashes
+	 * in its cut fields stand for it.)
+	 */
+	auto ownName = [](const std::string &objName, const std::string &comment) {
+		auto owner = ruleset::parseAttachmentComment(comment);
+		if (!owner || objName.rfind("pm-", 0) != 0)
+			return false;
+		return ruleset::isCutComment(*owner) || objName == ruleset::attachmentName(*owner);
+	};
+
+	std::vector<std::string> staleRecords;
+	for (const auto &o : *objects) {
+		const char *objName = nftnl_obj_get_str(o.get(), NFTNL_OBJ_NAME);
+		auto comment = ruleset::objectComment(o.get());
+		if (objName && comment && stale(*comment) && ownName(objName, *comment))
+			staleRecords.push_back(objName);
 	}
-	if (stale.empty())
+	/* Continuation parts carry no comment: they go with their first part. */
+	std::vector<std::string> staleObjects = staleRecords;
+	for (const auto &o : *objects) {
+		const std::string objName = nftnl_obj_get_str(o.get(), NFTNL_OBJ_NAME);
+		for (const auto &first : staleRecords)
+			if (objName.size() > first.size() + 1 && objName.compare(0, first.size() + 1, first + "-") == 0)
+				staleObjects.push_back(objName);
+	}
+
+	auto chains = nft::dumpChains(s, ruleset::kTableFamily, ruleset::kTableName);
+	if (!chains)
+		return Unexpected(kernelError(chains.error()));
+	std::vector<std::string> staleChains;
+	for (const auto &c : *chains) {
+		const char *chainName = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
+		auto comment = ruleset::chainComment(c.get());
+		if (chainName && comment && stale(*comment) && ownName(chainName, *comment))
+			staleChains.push_back(chainName);
+	}
+
+	auto elements = findOwnedElements(s, stale);
+	if (!elements)
+		return Unexpected(kernelError(elements.error()));
+	if (staleObjects.empty() && staleChains.empty() && elements->empty())
 		return Step::Done;
 
-	auto refs = findReferences(s, stale);
-	if (!refs)
-		return Unexpected(kernelError(refs.error()));
-
 	nft::Batch b(*genid);
-	ruleset::deleteElements(b, *refs);
-	for (const auto &c : stale)
+	ruleset::deleteElements(b, *elements);
+	for (const auto &c : staleChains)
 		ruleset::deleteChain(b, c);
+	for (const auto &o : staleObjects)
+		ruleset::deleteRecordObject(b, o);
 	auto r = commitOrRetry(b, s);
 	if (r && *r == Step::Done)
-		removed = stale.size();
+		removed = staleRecords.size();
 	return r;
 }
 

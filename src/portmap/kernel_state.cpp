@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <map>
 
-#include <libnftnl/udata.h>
+#include <linux/netfilter/nf_tables.h>
 
 #include "nft/query.hpp"
 
@@ -18,60 +18,92 @@ using ruleset::MapId;
 
 std::vector<ElementKey> AttachmentState::keys() const
 {
-	std::vector<ElementKey> out;
-	auto addUnique = [&out](ElementKey k) {
-		if (std::find(out.begin(), out.end(), k) == out.end())
-			out.push_back(std::move(k));
-	};
-	for (const auto &r : dnatRules)
-		addUnique(ruleset::portKey(r));
-	for (const auto &m : masqRules)
-		addUnique(ruleset::masqKey(m.containerAddr));
-	return out;
+	if (!recordValid)
+		return {};
+	return ruleset::planKeys(recorded);
 }
 
-/* The rules of one chain; a missing table or chain is an empty, absent chain. */
-static nft::Result<std::optional<std::vector<nft::RulePtr>>> chainRules(nft::Socket &s,
-									 const std::string &chain)
+namespace {
+
+/* A missing table or object reads as "absent", not as an error. */
+template<typename T>
+nft::Result<std::optional<T>> absentIfMissing(nft::Result<T> r)
 {
-	auto rules = nft::getRules(s, kTableFamily, kTableName, chain);
-	if (!rules) {
-		if (rules.error().errnum == ENOENT)
-			return std::optional<std::vector<nft::RulePtr>>();
-		return Unexpected(std::move(rules).error());
-	}
-	return std::optional<std::vector<nft::RulePtr>>(std::move(rules).value());
+	if (r)
+		return std::optional<T>(std::move(r).value());
+	if (r.error().errnum == ENOENT)
+		return std::optional<T>();
+	return Unexpected(std::move(r).error());
 }
+
+} /* namespace */
 
 nft::Result<AttachmentState> readAttachment(nft::Socket &s, const Attachment &who)
 {
 	AttachmentState st;
 
-	auto dnat = chainRules(s, ruleset::dnatChainName(who));
-	if (!dnat)
-		return Unexpected(std::move(dnat).error());
-	if (*dnat) {
-		st.dnatChainExists = true;
-		for (const auto &r : **dnat) {
-			auto d = ruleset::decodeDnatRule(r.get());
-			if (d)
-				st.dnatRules.push_back(*d);
-			else
-				st.undecodable.push_back(d.error());
+	auto first = absentIfMissing(
+		nft::getObject(s, kTableFamily, kTableName, NFT_OBJECT_COUNTER, ruleset::recordName(who, 0)));
+	if (!first)
+		return Unexpected(std::move(first).error());
+	if (*first) {
+		st.recordExists = true;
+		std::vector<nft::ObjPtr> objects;
+		objects.push_back(std::move(**first));
+		auto parts = ruleset::recordParts(objects[0].get());
+		if (!parts) {
+			st.problems.push_back("record " + ruleset::recordName(who, 0) + ": " + parts.error());
+			st.recordParts = 1;
+		} else {
+			for (unsigned i = 1; i < *parts; i++) {
+				auto o = absentIfMissing(nft::getObject(s, kTableFamily, kTableName,
+									NFT_OBJECT_COUNTER,
+									ruleset::recordName(who, i)));
+				if (!o)
+					return Unexpected(std::move(o).error());
+				if (!*o) {
+					st.problems.push_back("record part " + ruleset::recordName(who, i) +
+							      " is missing");
+					break;
+				}
+				objects.push_back(std::move(**o));
+			}
+			st.recordParts = static_cast<unsigned>(objects.size());
+			if (st.recordParts == *parts) {
+				std::vector<const nftnl_obj *> raw;
+				for (const auto &o : objects)
+					raw.push_back(o.get());
+				auto plan = ruleset::decodeRecord(who, raw);
+				if (plan) {
+					st.recorded = std::move(plan).value();
+					st.recordValid = true;
+				} else {
+					st.problems.push_back("record " + ruleset::recordName(who, 0) + ": " +
+							      plan.error());
+				}
+			}
 		}
 	}
 
-	auto masq = chainRules(s, ruleset::masqChainName(who));
-	if (!masq)
-		return Unexpected(std::move(masq).error());
-	if (*masq) {
-		st.masqChainExists = true;
-		for (const auto &r : **masq) {
-			auto m = ruleset::decodeMasqRule(r.get());
-			if (m)
-				st.masqRules.push_back(*m);
+	/* Only attachments with conditions have a chain (or ones whose record is damaged). */
+	if (st.recordValid && !st.recorded.hasChain())
+		return st;
+	auto rules = absentIfMissing(nft::getRules(s, kTableFamily, kTableName, ruleset::attachmentName(who)));
+	if (!rules)
+		return Unexpected(std::move(rules).error());
+	if (*rules) {
+		st.chainExists = true;
+		const auto &list = **rules;
+		for (std::size_t i = 0; i < list.size(); i++) {
+			if (i + 1 == list.size() && ruleset::isAcceptRule(list[i].get())) {
+				st.chainClosed = true;
+				break;
+			}
+			auto d = ruleset::decodeDnatRule(list[i].get());
+			if (d)
+				st.chainRules.push_back(*d);
 			else
-				st.undecodable.push_back(m.error());
+				st.problems.push_back(d.error());
 		}
 	}
 	return st;
@@ -79,85 +111,140 @@ nft::Result<AttachmentState> readAttachment(nft::Socket &s, const Attachment &wh
 
 nft::Result<bool> tableExists(nft::Socket &s)
 {
-	auto t = nft::getTable(s, kTableFamily, kTableName);
-	if (t)
-		return true;
-	if (t.error().errnum == ENOENT)
-		return false;
-	return Unexpected(std::move(t).error());
+	auto t = absentIfMissing(nft::getTable(s, kTableFamily, kTableName));
+	if (!t)
+		return Unexpected(std::move(t).error());
+	return t->has_value();
 }
 
-nft::Result<std::vector<std::optional<std::string>>>
-elementTargets(nft::Socket &s, const std::vector<ElementKey> &keys)
+nft::Result<std::vector<std::optional<ElementState>>>
+readElements(nft::Socket &s, const std::vector<ElementKey> &keys)
 {
-	std::vector<std::optional<std::string>> targets(keys.size());
+	std::vector<std::optional<ElementState>> out(keys.size());
 
-	/* One request per map, however many keys it has. */
-	std::map<MapId, std::vector<std::size_t>> byMap;
+	/* One pipelined request per set, however many keys it has. */
+	std::map<std::string, std::vector<std::size_t>> bySet;
 	for (std::size_t i = 0; i < keys.size(); i++)
-		byMap[keys[i].map].push_back(i);
+		bySet[keys[i].setName()].push_back(i);
 
-	for (const auto &[map, indices] : byMap) {
+	for (const auto &[set, indices] : bySet) {
 		std::vector<std::vector<std::uint8_t>> raw;
 		for (std::size_t i : indices)
 			raw.push_back(keys[i].key);
-		auto elems = nft::getElements(s, kTableFamily, kTableName, ruleset::mapName(map), raw);
+		auto elems = nft::getElements(s, kTableFamily, kTableName, set, raw);
 		if (!elems) {
-			/* No table or map: no element exists. */
+			/* No table or set: no element exists. */
 			if (elems.error().errnum == ENOENT)
 				continue;
 			return Unexpected(std::move(elems).error());
 		}
 		for (std::size_t j = 0; j < indices.size(); j++) {
 			const auto &e = (*elems)[j];
-			if (e)
-				targets[indices[j]] = ruleset::elementTarget(e.get()).value_or("");
+			if (!e)
+				continue;
+			const MapId map = keys[indices[j]].map;
+			out[indices[j]] = ElementState{ ruleset::elementComment(e.get()),
+							ruleset::elementData(e.get()),
+							ruleset::elementDataText(map, e.get()) };
 		}
 	}
-	return targets;
+	return out;
 }
 
-nft::Result<std::vector<ElementKey>> findReferences(nft::Socket &s,
-						    const std::vector<std::string> &chains)
+nft::Result<SkeletonState> readSkeleton(nft::Socket &s)
 {
-	static constexpr MapId kMaps[] = { MapId::Ports4,     MapId::Ports6, MapId::AddrPorts4,
-					   MapId::AddrPorts6, MapId::Masq4,  MapId::Masq6 };
+	SkeletonState st;
+	struct Expect {
+		const char *chain;
+		std::size_t rules;
+	};
+	static constexpr Expect kStatic[] = { { "prerouting", 1 }, { "output", 1 }, { "dispatch", 8 } };
+	for (const auto &e : kStatic) {
+		auto rules = absentIfMissing(nft::getRules(s, kTableFamily, kTableName, e.chain));
+		if (!rules)
+			return Unexpected(std::move(rules).error());
+		if (!*rules) {
+			st.problem = std::string("chain ") + e.chain + " of table inet " + kTableName + " is missing";
+			return st;
+		}
+		if ((*rules)->size() != e.rules) {
+			st.problem = std::string("chain ") + e.chain + " has " + std::to_string((*rules)->size()) +
+				     " rules, expected " + std::to_string(e.rules);
+			return st;
+		}
+	}
+	auto post = absentIfMissing(nft::getRules(s, kTableFamily, kTableName, "postrouting"));
+	if (!post)
+		return Unexpected(std::move(post).error());
+	if (!*post) {
+		st.problem = std::string("chain postrouting of table inet ") + kTableName + " is missing";
+		return st;
+	}
+	for (const auto &r : **post) {
+		auto m = ruleset::decodeMasqRule(r.get());
+		if (!m) {
+			st.problem = "chain postrouting holds a rule nft-portmap did not write (" + m.error() + ")";
+			return st;
+		}
+		st.masqRules.push_back(*m);
+	}
+	return st;
+}
+
+nft::Result<std::vector<ruleset::MasqSet>> listMasqSets(nft::Socket &s)
+{
+	auto sets = nft::dumpSets(s, kTableFamily, kTableName);
+	if (!sets)
+		return Unexpected(std::move(sets).error());
+	std::vector<ruleset::MasqSet> out;
+	for (const auto &set : *sets) {
+		const char *name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+		if (!name)
+			continue;
+		if (auto m = ruleset::parseMasqSetName(name))
+			out.push_back(*m);
+	}
+	std::sort(out.begin(), out.end());
+	return out;
+}
+
+nft::Result<std::vector<ElementKey>>
+findOwnedElements(nft::Socket &s, const std::function<bool(const std::string &comment)> &match)
+{
+	struct Walk {
+		std::string set;
+		MapId map;
+		std::uint8_t sourceLength;
+	};
+	std::vector<Walk> walks;
+	for (MapId m : { MapId::Ports4, MapId::Ports6, MapId::AddrPorts4, MapId::AddrPorts6, MapId::Guard4,
+			 MapId::Guard6, MapId::AddrGuard4, MapId::AddrGuard6 })
+		walks.push_back({ ruleset::mapName(m), m, 0 });
+	auto masq = listMasqSets(s);
+	if (!masq) {
+		if (masq.error().errnum == ENOENT)
+			return std::vector<ElementKey>();
+		return Unexpected(std::move(masq).error());
+	}
+	for (const auto &m : *masq)
+		walks.push_back({ ruleset::masqSetName(m.family, m.sourceLength),
+				  m.family == Family::IPv4 ? MapId::Masq4 : MapId::Masq6, m.sourceLength });
+
 	std::vector<ElementKey> out;
-	for (MapId map : kMaps) {
-		auto elems = nft::dumpElements(s, kTableFamily, kTableName, ruleset::mapName(map));
+	for (const auto &w : walks) {
+		auto elems = nft::dumpElements(s, kTableFamily, kTableName, w.set);
 		if (!elems) {
 			if (elems.error().errnum == ENOENT)
 				continue;
 			return Unexpected(std::move(elems).error());
 		}
 		for (const auto &e : *elems) {
-			auto target = ruleset::elementTarget(e.get());
-			if (!target || std::find(chains.begin(), chains.end(), *target) == chains.end())
-				continue;
-			std::uint32_t len = 0;
-			const void *key = nftnl_set_elem_get(e.get(), NFTNL_SET_ELEM_KEY, &len);
-			if (!key)
-				continue;
-			const auto *bytes = static_cast<const std::uint8_t *>(key);
-			out.push_back(ElementKey{ map, std::vector<std::uint8_t>(bytes, bytes + len),
-						  ruleset::keyText(map, e.get()) });
+			auto comment = ruleset::elementComment(e.get());
+			if (comment && match(*comment))
+				out.push_back(ruleset::elementKey(w.map, w.sourceLength, e.get()));
 		}
 	}
 	return out;
-}
-
-nft::Result<std::optional<Attachment>> chainOwner(nft::Socket &s, const std::string &chain)
-{
-	auto c = nft::getChain(s, kTableFamily, kTableName, chain);
-	if (!c) {
-		if (c.error().errnum == ENOENT)
-			return std::optional<Attachment>();
-		return Unexpected(std::move(c).error());
-	}
-	auto comment = ruleset::chainComment(c->get());
-	if (!comment)
-		return std::optional<Attachment>();
-	return ruleset::parseAttachmentComment(*comment);
 }
 
 } /* namespace nftpm */

@@ -14,23 +14,6 @@ namespace nftpm {
 
 namespace {
 
-/* The "counter" statement of a rule, if it has one. */
-void readCounter(const nftnl_rule *r, PublishedPort &p)
-{
-	nftnl_expr_iter *it = nftnl_expr_iter_create(r);
-	if (!it)
-		return;
-	for (nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
-		const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-		if (name && std::strcmp(name, "counter") == 0) {
-			p.packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
-			p.bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
-			break;
-		}
-	}
-	nftnl_expr_iter_destroy(it);
-}
-
 std::string hostText(const ruleset::DnatRule &r)
 {
 	if (r.mapping.hostIP)
@@ -49,33 +32,35 @@ std::string endpoint(const std::string &addr, Family f, std::uint16_t port)
 
 nft::Result<std::vector<PublishedPort>> listPublished(nft::Socket &s)
 {
-	auto chains = nft::dumpChains(s, ruleset::kTableFamily, ruleset::kTableName);
-	if (!chains)
-		return Unexpected(std::move(chains).error());
+	/* A missing table is ENOENT, as the caller expects. */
+	auto table = nft::getTable(s, ruleset::kTableFamily, ruleset::kTableName);
+	if (!table)
+		return Unexpected(std::move(table).error());
 
 	std::vector<PublishedPort> out;
-	for (const auto &c : *chains) {
-		const char *name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
-		/* Attachment DNAT chains only: pm-<hash>, not pm-<hash>-masq. */
-		if (!name || std::strncmp(name, "pm-", 3) != 0 || std::strchr(name + 3, '-'))
-			continue;
-		std::optional<Attachment> owner;
-		if (auto comment = ruleset::chainComment(c.get()))
-			owner = ruleset::parseAttachmentComment(*comment);
-
-		auto rules = nft::getRules(s, ruleset::kTableFamily, ruleset::kTableName, name);
-		if (!rules) {
-			/* Deleted between the two reads. */
-			if (rules.error().errnum == ENOENT)
+	/* Every published host key is one element of a data map, with its owner's comment. */
+	for (ruleset::MapId map : { ruleset::MapId::Ports4, ruleset::MapId::Ports6, ruleset::MapId::AddrPorts4,
+				    ruleset::MapId::AddrPorts6 }) {
+		auto elems = nft::dumpElements(s, ruleset::kTableFamily, ruleset::kTableName,
+					       ruleset::mapName(map));
+		if (!elems) {
+			if (elems.error().errnum == ENOENT)
 				continue;
-			return Unexpected(std::move(rules).error());
+			return Unexpected(std::move(elems).error());
 		}
-		for (const auto &r : *rules) {
-			auto d = ruleset::decodeDnatRule(r.get());
-			if (!d)
+		for (const auto &e : *elems) {
+			auto rule = ruleset::elementDnat(map, e.get());
+			if (!rule)
 				continue;
-			PublishedPort p{ owner, name, *d, 0, 0 };
-			readCounter(r.get(), p);
+			PublishedPort p{ std::nullopt, {}, *rule, 0, 0 };
+			if (auto comment = ruleset::elementComment(e.get()))
+				p.owner = ruleset::parseAttachmentComment(*comment);
+			if (p.owner && !ruleset::isCutComment(*p.owner))
+				p.record = ruleset::attachmentName(*p.owner);
+			if (auto c = ruleset::elementCounter(e.get())) {
+				p.packets = c->first;
+				p.bytes = c->second;
+			}
 			out.push_back(std::move(p));
 		}
 	}
@@ -133,7 +118,7 @@ std::string formatPublishedJson(const std::vector<PublishedPort> &ports)
 		o.emplace_back("network", p.owner ? cni::Json::string(p.owner->network) : cni::Json());
 		o.emplace_back("containerID", p.owner ? cni::Json::string(p.owner->containerId) : cni::Json());
 		o.emplace_back("ifname", p.owner ? cni::Json::string(p.owner->ifname) : cni::Json());
-		o.emplace_back("chain", cni::Json::string(p.chain));
+		o.emplace_back("record", cni::Json::string(p.record));
 		o.emplace_back("family", cni::Json::string(familyName(p.rule.family())));
 		o.emplace_back("protocol", cni::Json::string(protocolName(m.protocol)));
 		o.emplace_back("hostIP", m.hostIP ? cni::Json::string(m.hostIP->toString()) : cni::Json());

@@ -19,10 +19,11 @@
 namespace nftpm {
 
 struct PublishedPort {
-	std::optional<Attachment> owner; /* nullopt: chain comment missing or foreign */
-	std::string chain;
+	std::optional<Attachment> owner; /* nullopt: element comment missing or foreign */
+	std::string record; /* pm-<hash> of the owner ("" when unknown; a cut comment names a close guess) */
 	ruleset::DnatRule rule;
 	std::uint64_t packets = 0; /* connections DNATed: only a flow's first packet passes NAT */
+	/* (the element's counter; for a port with conditions, the chain's rule counts instead) */
 	std::uint64_t bytes = 0;
 };
 

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/udata.h>
 
 #include "nft/expr.hpp"
@@ -53,25 +56,34 @@ constexpr unsigned kTypeBits = 6;
 struct MapSpec {
 	MapId id;
 	const char *name;
-	std::vector<DataType> fields;
+	std::vector<DataType> key;
+	std::vector<DataType> data; /* empty: a verdict map */
 	const char *comment;
 };
 
 const std::vector<MapSpec> &mapSpecs()
 {
 	static const std::vector<MapSpec> specs = {
-		{ MapId::Ports4, "ports4", { kInetProto, kInetService },
-		  "host port on every IPv4 address : attachment chain" },
-		{ MapId::Ports6, "ports6", { kInetProto, kInetService },
-		  "host port on every IPv6 address : attachment chain" },
+		{ MapId::Ports4, "ports4", { kInetProto, kInetService }, { kIpv4Addr, kInetService },
+		  "host port on every IPv4 address : container address . port" },
+		{ MapId::Ports6, "ports6", { kInetProto, kInetService }, { kIpv6Addr, kInetService },
+		  "host port on every IPv6 address : container address . port" },
 		{ MapId::AddrPorts4, "addrports4", { kIpv4Addr, kInetProto, kInetService },
-		  "host port on one IPv4 address : attachment chain" },
+		  { kIpv4Addr, kInetService }, "host port on one IPv4 address : container address . port" },
 		{ MapId::AddrPorts6, "addrports6", { kIpv6Addr, kInetProto, kInetService },
-		  "host port on one IPv6 address : attachment chain" },
-		{ MapId::Masq4, "masq4", { kIpv4Addr },
-		  "DNATed to this container address : its masquerade chain" },
-		{ MapId::Masq6, "masq6", { kIpv6Addr },
-		  "DNATed to this container address : its masquerade chain" },
+		  { kIpv6Addr, kInetService }, "host port on one IPv6 address : container address . port" },
+		{ MapId::Guard4, "guard4", { kInetProto, kInetService }, {},
+		  "host port on every IPv4 address, with conditions : attachment chain" },
+		{ MapId::Guard6, "guard6", { kInetProto, kInetService }, {},
+		  "host port on every IPv6 address, with conditions : attachment chain" },
+		{ MapId::AddrGuard4, "addrguard4", { kIpv4Addr, kInetProto, kInetService }, {},
+		  "host port on one IPv4 address, with conditions : attachment chain" },
+		{ MapId::AddrGuard6, "addrguard6", { kIpv6Addr, kInetProto, kInetService }, {},
+		  "host port on one IPv6 address, with conditions : attachment chain" },
+		{ MapId::Masq4, "masq4", { kIpv4Addr, kIpv4Addr }, {},
+		  "DNATed to this container address . from this source network" },
+		{ MapId::Masq6, "masq6", { kIpv6Addr, kIpv6Addr }, {},
+		  "DNATed to this container address . from this source network" },
 	};
 	return specs;
 }
@@ -82,6 +94,11 @@ const MapSpec &spec(MapId m)
 		if (s.id == m)
 			return s;
 	std::abort();
+}
+
+bool isMasq(MapId m)
+{
+	return m == MapId::Masq4 || m == MapId::Masq6;
 }
 
 std::uint32_t fieldLen(DataType t)
@@ -178,15 +195,15 @@ nft::RulePtr newRule(const std::string &chain)
 	return r;
 }
 
-/* A set object naming one of our maps, to carry elements. */
-nft::SetPtr mapRef(MapId m)
+/* A set object naming one of our sets or maps, to carry elements. */
+nft::SetPtr setRef(const std::string &name)
 {
 	nft::SetPtr s(nftnl_set_alloc());
 	if (!s)
 		std::abort();
 	nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, kTableFamily);
 	nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, kTableName);
-	nftnl_set_set_str(s.get(), NFTNL_SET_NAME, mapName(m));
+	nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
 	return s;
 }
 
@@ -226,19 +243,6 @@ std::uint32_t addrLen(Family f)
 const char *ipKeyword(Family f)
 {
 	return f == Family::IPv4 ? "ip" : "ip6";
-}
-
-Bytes prefixMask(const IpPrefix &p)
-{
-	Bytes m(p.address().size(), 0);
-	for (unsigned bit = 0; bit < p.length(); bit++)
-		m[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
-	return m;
-}
-
-bool isFullLength(const IpPrefix &p)
-{
-	return p.length() == p.address().size() * 8;
 }
 
 /* ---- Rule fragments (each names the nft syntax it builds) ---------------- */
@@ -288,54 +292,6 @@ std::optional<IpAddress> readAddress(expr::Reader &rd, Family f, std::uint32_t o
 	return IpAddress::fromBytes(f, v->data());
 }
 
-/* ip saddr 10.88.0.0/16: (saddr & 255.255.0.0) == 10.88.0.0; a /32 is a plain compare. */
-void matchSourcePrefix(nftnl_rule *r, const IpPrefix &p)
-{
-	Family f = p.family();
-	expr::payload(r, NFT_PAYLOAD_NETWORK_HEADER, saddrOffset(f), addrLen(f), NFT_REG_1);
-	if (!isFullLength(p))
-		expr::bitwise(r, NFT_REG_1, prefixMask(p));
-	expr::cmp(r, NFT_REG_1, NFT_CMP_EQ, addressBytes(p.network()));
-}
-
-std::optional<IpPrefix> readSourcePrefix(expr::Reader &rd, Family f)
-{
-	const std::size_t start = rd.position();
-	if (!rd.payload(NFT_PAYLOAD_NETWORK_HEADER, saddrOffset(f), addrLen(f), NFT_REG_1))
-		return std::nullopt;
-	unsigned length = addrLen(f) * 8;
-	if (auto mask = rd.bitwise(NFT_REG_1)) {
-		/* Only a prefix mask: ones, then zeros. */
-		length = 0;
-		bool zeros = false;
-		for (std::uint8_t byte : *mask)
-			for (int bit = 7; bit >= 0; bit--) {
-				bool one = byte & (1u << bit);
-				if (one && zeros) {
-					rd.rewind(start);
-					return std::nullopt;
-				}
-				zeros = zeros || !one;
-				length += one;
-			}
-		if (mask->size() != addrLen(f)) {
-			rd.rewind(start);
-			return std::nullopt;
-		}
-	}
-	auto v = rd.cmp(NFT_REG_1, NFT_CMP_EQ);
-	if (!v || v->size() != addrLen(f)) {
-		rd.rewind(start);
-		return std::nullopt;
-	}
-	IpPrefix p(IpAddress::fromBytes(f, v->data()), static_cast<std::uint8_t>(length));
-	if (p.network() != p.address()) {
-		rd.rewind(start);
-		return std::nullopt;
-	}
-	return p;
-}
-
 /* meta l4proto tcp */
 void matchL4proto(nftnl_rule *r, Protocol p)
 {
@@ -365,10 +321,13 @@ void matchDport(nftnl_rule *r, std::uint16_t port)
 }
 
 /*
- * <key> vmap @map: load the key's fields into consecutive 4-byte registers
- * starting at register 1 (an IPv6 address takes four), then look it up.
+ * <key> vmap @map / <key> map @map: load the key's fields into consecutive
+ * 4-byte registers starting at register 1 (an IPv6 address takes four),
+ * then look it up. dreg: NFT_REG_VERDICT for a vmap; for a data map the
+ * register the data goes to.
  */
-void dispatchLookup(nftnl_rule *r, std::optional<Family> addrFamily, const char *map)
+void dispatchLookup(nftnl_rule *r, std::optional<Family> addrFamily, const std::string &map,
+		    std::uint32_t dreg)
 {
 	std::uint32_t reg = NFT_REG32_00;
 	if (addrFamily) {
@@ -381,7 +340,16 @@ void dispatchLookup(nftnl_rule *r, std::optional<Family> addrFamily, const char 
 	expr::meta(r, NFT_META_L4PROTO, reg == NFT_REG32_00 ? std::uint32_t{ NFT_REG_1 } : reg);
 	/* . th dport */
 	expr::payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg + 1);
-	expr::lookup(r, NFT_REG_1, map, std::nullopt, NFT_REG_VERDICT, false);
+	expr::lookup(r, NFT_REG_1, map, std::nullopt, dreg, false);
+}
+
+/*
+ * The register of the port in a lookup's "address . port" data: right after
+ * the address, which takes one 4-byte register (IPv4) or four (IPv6).
+ */
+std::uint32_t dataPortRegister(Family f)
+{
+	return NFT_REG32_00 + addrLen(f) / 4;
 }
 
 /* ct status dnat: (ct status & IPS_DST_NAT) != 0, ct status in host byte order */
@@ -478,39 +446,68 @@ bool hasRulesOf(const AttachmentPlan &p, Family f)
 			   [f](const DnatRule &r) { return r.family() == f; });
 }
 
-/* The masquerade rules of one family: source prefixes, nullopt for "every source". */
-std::vector<std::optional<IpPrefix>> masqSources(const AttachmentPlan &p, Family f)
+/*
+ * The source prefixes masqueraded towards one family's container address:
+ * its subnet (hairpin: the container itself and its siblings) and, for
+ * IPv4, 127.0.0.0/8 (127.0.0.1:hostPort from the host, with
+ * route_localnet; ::1 cannot leave the host); masqAll: every source, /0.
+ */
+std::vector<IpPrefix> masqSources(const AttachmentPlan &p, Family f)
 {
 	const auto &c = containerFor(p, f);
 	if (!p.snat || !c || !hasRulesOf(p, f))
 		return {};
 	if (p.masqAll)
-		return { std::nullopt };
-	/* Hairpin: the container itself and its subnet siblings. */
-	std::vector<std::optional<IpPrefix>> out{ IpPrefix(c->network(), c->length()) };
-	/* 127.0.0.1:hostPort from the host (with route_localnet); ::1 cannot leave the host. */
+		return { IpPrefix(f == Family::IPv4 ? *IpAddress::parse("0.0.0.0") : *IpAddress::parse("::"), 0) };
+	std::vector<IpPrefix> out{ IpPrefix(c->network(), c->length()) };
 	if (f == Family::IPv4)
 		out.push_back(IpPrefix(*IpAddress::parse("127.0.0.0"), 8));
 	return out;
 }
 
-void addElement(nft::Batch &b, const ElementKey &k, const std::string &target,
-		const std::string &comment)
+/* "10.88.0.2 . 80" from a data map's data. */
+std::string dataText(Family f, const std::vector<std::uint8_t> &data)
 {
-	nft::SetPtr s = mapRef(k.map);
-	nftnl_set_elem *e = nftnl_set_elem_alloc();
-	if (!e)
+	if (data.size() != addrLen(f) + 4)
+		return hexText(data);
+	return IpAddress::fromBytes(f, data.data()).toString() + " . " +
+	       std::to_string((data[addrLen(f)] << 8) | data[addrLen(f) + 1]);
+}
+
+Family familyOfMap(MapId m)
+{
+	switch (m) {
+	case MapId::Ports4:
+	case MapId::AddrPorts4:
+	case MapId::Guard4:
+	case MapId::AddrGuard4:
+	case MapId::Masq4:
+		return Family::IPv4;
+	default:
+		return Family::IPv6;
+	}
+}
+
+MapId guardOf(MapId m)
+{
+	switch (m) {
+	case MapId::Ports4:
+		return MapId::Guard4;
+	case MapId::Ports6:
+		return MapId::Guard6;
+	case MapId::AddrPorts4:
+		return MapId::AddrGuard4;
+	case MapId::AddrPorts6:
+		return MapId::AddrGuard6;
+	default:
 		std::abort();
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k.key.data(), static_cast<std::uint32_t>(k.key.size()));
-	nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NFT_JUMP));
-	nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, target.c_str());
-	auto ud = commentUdata(NFTNL_UDATA_SET_ELEM_COMMENT, comment);
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(ud.get()),
-			   nftnl_udata_buf_len(ud.get()));
-	nftnl_set_elem_add(s.get(), e);
-	b.addElements(s.get(), true,
-		      "add element " + tableText() + " " + mapName(k.map) + " { " + k.text +
-			      " : jump " + target + " }");
+	}
+}
+
+std::string elementText(const ElementKey &k, const std::string &data)
+{
+	return "add element " + tableText() + " " + k.setName() + " { " + k.text +
+	       (data.empty() ? std::string() : " : " + data) + " }";
 }
 
 /* libnftnl's element getters only read, but their prototypes are not const. */
@@ -582,6 +579,118 @@ std::string commentOf(std::string net, std::string id, std::string ifn)
 	return text();
 }
 
+
+/* ---- The record: TLVs in a counter object's userdata --------------------- */
+
+/* After NFTNL_UDATA_OBJ_COMMENT (0), which nft shows; nft ignores the others. */
+enum RecordTlv : std::uint8_t {
+	kRecFormat = 1, /* version, flags, number of objects */
+	kRecV4 = 2,     /* container IPv4 address (4 bytes) and prefix length */
+	kRecV6 = 3,     /* container IPv6 address (16 bytes) and prefix length */
+	kRecRules = 4,  /* DNAT rules, in order (continued in the next objects) */
+};
+constexpr std::uint8_t kRecVersion = 1;
+enum RecordFlag : std::uint8_t {
+	kRecSnat = 1,
+	kRecMasqAll = 2,
+	kRecGuardedV4 = 4,
+	kRecGuardedV6 = 8,
+};
+/* Rule entry: flags, protocol, host port, container port, [host address]. */
+enum RuleFlag : std::uint8_t {
+	kRuleV6 = 1,
+	kRuleHostIP = 2,
+};
+constexpr std::size_t kUdataMax = NFT_USERDATA_MAXLEN;
+constexpr std::size_t kTlvMax = 255;
+
+Bytes encodeRule(const DnatRule &r)
+{
+	Bytes e;
+	std::uint8_t flags = (r.family() == Family::IPv6 ? kRuleV6 : 0) |
+			     (r.mapping.hostIP ? kRuleHostIP : 0);
+	e.push_back(flags);
+	e.push_back(static_cast<std::uint8_t>(r.mapping.protocol));
+	for (std::uint16_t port : { r.mapping.hostPort, r.mapping.containerPort }) {
+		Bytes b = be16(port);
+		e.insert(e.end(), b.begin(), b.end());
+	}
+	if (r.mapping.hostIP) {
+		Bytes a = addressBytes(*r.mapping.hostIP);
+		e.insert(e.end(), a.begin(), a.end());
+	}
+	return e;
+}
+
+void putTlv(Bytes &out, std::uint8_t type, const Bytes &value)
+{
+	out.push_back(type);
+	out.push_back(static_cast<std::uint8_t>(value.size()));
+	out.insert(out.end(), value.begin(), value.end());
+}
+
+Bytes prefixBytes(const IpPrefix &p)
+{
+	Bytes b = addressBytes(p.address());
+	b.push_back(p.length());
+	return b;
+}
+
+/* The TLVs of one object's userdata, in order. */
+std::vector<std::pair<std::uint8_t, Bytes>> parseTlvs(const nftnl_obj *o)
+{
+	std::vector<std::pair<std::uint8_t, Bytes>> out;
+	auto *obj = const_cast<nftnl_obj *>(o);
+	if (!nftnl_obj_is_set(obj, NFTNL_OBJ_USERDATA))
+		return out;
+	std::uint32_t len = 0;
+	const auto *p = static_cast<const std::uint8_t *>(nftnl_obj_get_data(obj, NFTNL_OBJ_USERDATA, &len));
+	for (std::uint32_t i = 0; p && i + 2 <= len;) {
+		std::uint8_t type = p[i], n = p[i + 1];
+		if (i + 2 + n > len)
+			break;
+		out.emplace_back(type, Bytes(p + i + 2, p + i + 2 + n));
+		i += 2u + n;
+	}
+	return out;
+}
+
+nft::ObjPtr newRecordObject(const std::string &name)
+{
+	nft::ObjPtr o(nftnl_obj_alloc());
+	if (!o)
+		std::abort();
+	nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, kTableFamily);
+	nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, kTableName);
+	nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, name.c_str());
+	nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	return o;
+}
+
+/* ---- Masquerade ------------------------------------------------------------ */
+
+Bytes masqKeyBytes(const IpAddress &container, const IpPrefix &source)
+{
+	Bytes k = addressBytes(container);
+	Bytes n = addressBytes(source.network());
+	k.insert(k.end(), n.begin(), n.end());
+	return k;
+}
+
+Bytes maskOfLength(Family f, unsigned length)
+{
+	Bytes m(addrLen(f), 0);
+	for (unsigned bit = 0; bit < length && bit < addrLen(f) * 8; bit++)
+		m[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+	return m;
+}
+
+std::string maskText(Family f, unsigned length)
+{
+	Bytes m = maskOfLength(f, length);
+	return IpAddress::fromBytes(f, m.data()).toString();
+}
+
 } /* namespace */
 
 /* ---- Public: names ---------------------------------------------------------- */
@@ -591,16 +700,58 @@ const char *mapName(MapId m)
 	return spec(m).name;
 }
 
-std::string dnatChainName(const Attachment &a)
+std::string masqSetName(Family f, unsigned prefixLength)
+{
+	return std::string(f == Family::IPv4 ? "masq4-" : "masq6-") + std::to_string(prefixLength);
+}
+
+std::optional<MasqSet> parseMasqSetName(const std::string &name)
+{
+	Family f;
+	if (name.rfind("masq4-", 0) == 0)
+		f = Family::IPv4;
+	else if (name.rfind("masq6-", 0) == 0)
+		f = Family::IPv6;
+	else
+		return std::nullopt;
+	std::string digits = name.substr(6);
+	if (digits.empty() || digits.size() > 3 ||
+	    !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+		return std::nullopt;
+	unsigned n = static_cast<unsigned>(std::stoul(digits));
+	if (n > addrLen(f) * 8 || masqSetName(f, n) != name)
+		return std::nullopt;
+	return MasqSet{ f, static_cast<std::uint8_t>(n) };
+}
+
+bool MasqSet::operator<(const MasqSet &o) const
+{
+	return std::pair(family == Family::IPv6, sourceLength) <
+	       std::pair(o.family == Family::IPv6, o.sourceLength);
+}
+
+std::string ElementKey::setName() const
+{
+	if (isMasq(map))
+		return masqSetName(familyOfMap(map), sourceLength);
+	return mapName(map);
+}
+
+bool ElementKey::operator<(const ElementKey &o) const
+{
+	return std::tie(map, sourceLength, key) < std::tie(o.map, o.sourceLength, o.key);
+}
+
+std::string attachmentName(const Attachment &a)
 {
 	char buf[20];
 	std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(fnv1a(a)));
 	return std::string("pm-") + buf;
 }
 
-std::string masqChainName(const Attachment &a)
+std::string recordName(const Attachment &a, unsigned part)
 {
-	return dnatChainName(a) + "-masq";
+	return part == 0 ? attachmentName(a) : attachmentName(a) + "-" + std::to_string(part);
 }
 
 std::string attachmentComment(const Attachment &a)
@@ -646,6 +797,14 @@ bool commentFieldMatches(const std::string &fromComment, const std::string &valu
 	       fromComment.compare(prefix.size(), kCutSuffix, cutSuffix(value)) == 0;
 }
 
+bool isCutComment(const Attachment &a)
+{
+	for (const std::string *f : { &a.network, &a.containerId, &a.ifname })
+		if (f->size() >= kCutSuffix && (*f)[f->size() - kCutSuffix] == kCutMarker)
+			return true;
+	return false;
+}
+
 bool commentMatches(const Attachment &fromComment, const Attachment &a)
 {
 	return commentFieldMatches(fromComment.network, a.network) &&
@@ -653,11 +812,30 @@ bool commentMatches(const Attachment &fromComment, const Attachment &a)
 	       commentFieldMatches(fromComment.ifname, a.ifname);
 }
 
+std::optional<std::string> objectComment(const nftnl_obj *o)
+{
+	auto *obj = const_cast<nftnl_obj *>(o);
+	if (!nftnl_obj_is_set(obj, NFTNL_OBJ_USERDATA))
+		return std::nullopt;
+	std::uint32_t len = 0;
+	const void *data = nftnl_obj_get_data(obj, NFTNL_OBJ_USERDATA, &len);
+	return udataString(data, len, NFTNL_UDATA_OBJ_COMMENT);
+}
+
 /* ---- Public: the plan -------------------------------------------------------- */
 
-bool AttachmentPlan::hasMasquerade() const
+bool AttachmentPlan::hasChain() const
 {
-	return !masqSources(*this, Family::IPv4).empty() || !masqSources(*this, Family::IPv6).empty();
+	return !chainRules().empty();
+}
+
+std::vector<DnatRule> AttachmentPlan::chainRules() const
+{
+	std::vector<DnatRule> out;
+	for (const auto &r : rules)
+		if (guarded(r.family()))
+			out.push_back(r);
+	return out;
 }
 
 AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings,
@@ -672,6 +850,8 @@ AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings
 	p.masqAll = masqAll;
 	p.conditionsV4 = std::move(conditionsV4);
 	p.conditionsV6 = std::move(conditionsV6);
+	p.guardedV4 = !p.conditionsV4.empty();
+	p.guardedV6 = !p.conditionsV6.empty();
 
 	for (const auto &m : mappings) {
 		PortMapping mm = m;
@@ -692,9 +872,10 @@ AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings
 	return p;
 }
 
-ElementKey portKey(const DnatRule &r)
+PlannedElement portElement(const DnatRule &r)
 {
-	ElementKey k;
+	PlannedElement e;
+	ElementKey &k = e.key;
 	Bytes pp = protoPortKey(r.mapping.protocol, r.mapping.hostPort);
 	if (r.mapping.hostIP) {
 		k.map = r.family() == Family::IPv4 ? MapId::AddrPorts4 : MapId::AddrPorts6;
@@ -705,41 +886,78 @@ ElementKey portKey(const DnatRule &r)
 		k.key = pp;
 	}
 	k.text = keyText(k.map, k.key);
-	return k;
+	/* container address . port, the port padded to a register of 4 bytes */
+	e.data = addressBytes(r.containerAddr);
+	Bytes port = be16(r.mapping.containerPort);
+	e.data.insert(e.data.end(), { port[0], port[1], 0, 0 });
+	e.dataText = dataText(r.family(), e.data);
+	return e;
 }
 
-ElementKey masqKey(const IpAddress &containerAddr)
+std::vector<PlannedElement> planElements(const AttachmentPlan &p)
 {
-	ElementKey k;
-	k.map = containerAddr.family() == Family::IPv4 ? MapId::Masq4 : MapId::Masq6;
-	k.key = addressBytes(containerAddr);
-	k.text = keyText(k.map, k.key);
-	return k;
+	std::vector<PlannedElement> out;
+	auto addUnique = [&out](PlannedElement e) {
+		for (const auto &have : out)
+			if (have.key == e.key)
+				return;
+		out.push_back(std::move(e));
+	};
+	for (const auto &r : p.rules)
+		addUnique(portElement(r));
+	for (const auto &r : p.rules) {
+		if (!p.guarded(r.family()))
+			continue;
+		PlannedElement g;
+		g.key = portElement(r).key;
+		g.key.map = guardOf(g.key.map);
+		g.dataText = "jump " + attachmentName(p.who);
+		addUnique(std::move(g));
+	}
+	for (Family f : { Family::IPv4, Family::IPv6 }) {
+		for (const auto &src : masqSources(p, f)) {
+			PlannedElement m;
+			m.key.map = f == Family::IPv4 ? MapId::Masq4 : MapId::Masq6;
+			m.key.sourceLength = src.length();
+			m.key.key = masqKeyBytes(containerFor(p, f)->address(), src);
+			m.key.text = keyText(m.key.map, m.key.key);
+			addUnique(std::move(m));
+		}
+	}
+	return out;
 }
 
 std::vector<ElementKey> planKeys(const AttachmentPlan &p)
 {
 	std::vector<ElementKey> out;
-	auto addUnique = [&out](ElementKey k) {
-		if (std::find(out.begin(), out.end(), k) == out.end())
-			out.push_back(std::move(k));
-	};
-	for (const auto &r : p.rules)
-		addUnique(portKey(r));
+	for (auto &e : planElements(p))
+		out.push_back(std::move(e.key));
+	return out;
+}
+
+std::vector<MasqSet> planMasqSets(const AttachmentPlan &p)
+{
+	std::vector<MasqSet> out;
 	for (Family f : { Family::IPv4, Family::IPv6 })
-		if (!masqSources(p, f).empty())
-			addUnique(masqKey(containerFor(p, f)->address()));
+		for (const auto &src : masqSources(p, f)) {
+			MasqSet m{ f, src.length() };
+			if (std::find(out.begin(), out.end(), m) == out.end())
+				out.push_back(m);
+		}
 	return out;
 }
 
 std::string keyText(MapId m, const std::vector<std::uint8_t> &key)
 {
 	const MapSpec &s = spec(m);
-	if (key.size() != keyLen(s.fields))
+	std::uint32_t len = 0;
+	for (DataType f : s.key)
+		len += fieldLen(f);
+	if (key.size() != len)
 		return hexText(key);
 	std::string out;
 	std::size_t off = 0;
-	for (DataType f : s.fields) {
+	for (DataType f : s.key) {
 		if (!out.empty())
 			out += " . ";
 		switch (f) {
@@ -761,19 +979,25 @@ std::string keyText(MapId m, const std::vector<std::uint8_t> &key)
 	return out;
 }
 
-std::string keyText(MapId m, const nftnl_set_elem *e)
+ElementKey elementKey(MapId m, std::uint8_t sourceLength, const nftnl_set_elem *e)
 {
+	ElementKey k;
+	k.map = m;
+	k.sourceLength = sourceLength;
 	std::uint32_t len = 0;
 	const void *data = nftnl_set_elem_get(mut(e), NFTNL_SET_ELEM_KEY, &len);
-	if (!data)
-		return "?";
-	const auto *b = static_cast<const std::uint8_t *>(data);
-	return keyText(m, std::vector<std::uint8_t>(b, b + len));
+	if (data) {
+		const auto *b = static_cast<const std::uint8_t *>(data);
+		k.key.assign(b, b + len);
+	}
+	k.text = keyText(m, k.key);
+	return k;
 }
 
 /* ---- Public: building ---------------------------------------------------------- */
 
-void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair)
+void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair,
+		 const std::vector<MasqSet> &masqSets)
 {
 	/* table inet nft-portmap { comment "..." } */
 	nft::TablePtr t = newTable();
@@ -784,22 +1008,36 @@ void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair)
 	}
 	b.addTable(t.get(), !repair, "add table " + tableText());
 
-	/* map <name> { type <key> : verdict; comment "..." } */
+	/*
+	 * map <name> { type <key> : <data>; counter; comment "..." }
+	 * map <name> { type <key> : verdict; comment "..." }
+	 */
 	for (const auto &ms : mapSpecs()) {
-		nft::SetPtr s = mapRef(ms.id);
+		if (isMasq(ms.id))
+			continue;
+		nft::SetPtr s = setRef(ms.name);
 		nftnl_set_set_u32(s.get(), NFTNL_SET_ID, expr::nextSetId());
 		nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_MAP);
-		nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, keyType(ms.fields));
-		nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, keyLen(ms.fields));
-		nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+		nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, keyType(ms.key));
+		nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, keyLen(ms.key));
+		if (ms.data.empty()) {
+			nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+		} else {
+			nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, keyType(ms.data));
+			nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, keyLen(ms.data));
+			/* counter: every element counts the connections it DNATs */
+			nftnl_expr *ctr = nftnl_expr_alloc("counter");
+			if (!ctr)
+				std::abort();
+			nftnl_set_add_expr(s.get(), ctr);
+		}
 		/*
-		 * What nft itself writes for a "type ... : verdict" map: key
-		 * byte order (big endian for one address, none for a
-		 * concatenation), data byte order none, and the comment.
+		 * What nft itself writes for such a map: key byte order
+		 * (none for a concatenation), data byte order none, and the
+		 * comment.
 		 */
 		auto ud = newUdata();
-		nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER,
-				    ms.fields.size() == 1 ? 2u : 0u);
+		nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, 0);
 		nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, 0);
 		nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_COMMENT, ms.comment);
 		nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
@@ -837,70 +1075,239 @@ void addSkeleton(nft::Batch &b, const Priorities &prio, bool repair)
 	}
 
 	/*
-	 * dispatch: hostIP-specific maps first. Elements jump (not goto), so
-	 * when an attachment chain does not DNAT (its conditions did not
-	 * hold), the next lookup is still tried.
+	 * dispatch: hostIP-specific keys first; within each, the guard vmap
+	 * (attachments with conditions) before the data map that claims the
+	 * same key.
 	 */
 	for (Family f : { Family::IPv4, Family::IPv6 }) {
-		const char *addrMap = mapName(f == Family::IPv4 ? MapId::AddrPorts4 : MapId::AddrPorts6);
-		const char *anyMap = mapName(f == Family::IPv4 ? MapId::Ports4 : MapId::Ports6);
-
-		/* ip daddr . meta l4proto . th dport vmap @addrports4 */
-		auto r1 = newRule(kDispatch);
-		matchNfproto(r1.get(), f);
-		dispatchLookup(r1.get(), f, addrMap);
-		b.addRule(r1.get(), "add rule " + chainText(kDispatch) + " " + ipKeyword(f) +
-					    " daddr . meta l4proto . th dport vmap @" + addrMap);
-
-		/* meta nfproto ipv4 meta l4proto . th dport vmap @ports4 */
-		auto r2 = newRule(kDispatch);
-		matchNfproto(r2.get(), f);
-		dispatchLookup(r2.get(), std::nullopt, anyMap);
-		b.addRule(r2.get(), "add rule " + chainText(kDispatch) + " meta nfproto " +
-					    familyName(f) + " meta l4proto . th dport vmap @" + anyMap);
+		const bool v4 = f == Family::IPv4;
+		struct Lookup {
+			MapId map;
+			bool addr;
+		};
+		const Lookup lookups[] = {
+			{ v4 ? MapId::AddrGuard4 : MapId::AddrGuard6, true },
+			{ v4 ? MapId::AddrPorts4 : MapId::AddrPorts6, true },
+			{ v4 ? MapId::Guard4 : MapId::Guard6, false },
+			{ v4 ? MapId::Ports4 : MapId::Ports6, false },
+		};
+		for (const auto &l : lookups) {
+			const std::string map = mapName(l.map);
+			const bool vmap = spec(l.map).data.empty();
+			const std::string key = l.addr ? std::string(ipKeyword(f)) + " daddr . meta l4proto . th dport"
+						       : "meta l4proto . th dport";
+			auto r = newRule(kDispatch);
+			/* meta nfproto ipv4 */
+			matchNfproto(r.get(), f);
+			if (vmap) {
+				/* <key> vmap @guard4 */
+				dispatchLookup(r.get(), l.addr ? std::optional(f) : std::nullopt, map,
+					       NFT_REG_VERDICT);
+				b.addRule(r.get(), "add rule " + chainText(kDispatch) + " meta nfproto " +
+							   familyName(f) + " " + key + " vmap @" + map);
+			} else {
+				/* dnat ip to <key> map @ports4: address in reg 1, port after it */
+				dispatchLookup(r.get(), l.addr ? std::optional(f) : std::nullopt, map, NFT_REG_1);
+				expr::dnat(r.get(), nfproto(f), NFT_REG_1, dataPortRegister(f));
+				b.addRule(r.get(), "add rule " + chainText(kDispatch) + " meta nfproto " +
+							   familyName(f) + " dnat " + ipKeyword(f) + " to " + key +
+							   " map @" + map);
+			}
+		}
 	}
 
-	/* postrouting: ct status dnat ip daddr vmap @masq4 (and ip6) */
-	for (Family f : { Family::IPv4, Family::IPv6 }) {
-		const char *map = mapName(f == Family::IPv4 ? MapId::Masq4 : MapId::Masq6);
-		auto r = newRule(kPostrouting);
-		matchCtStatusDnat(r.get());
-		matchNfproto(r.get(), f);
-		expr::payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, daddrOffset(f), addrLen(f), NFT_REG_1);
-		expr::lookup(r.get(), NFT_REG_1, map, std::nullopt, NFT_REG_VERDICT, false);
-		b.addRule(r.get(), "add rule " + chainText(kPostrouting) + " ct status dnat " +
-					   ipKeyword(f) + " daddr vmap @" + map);
+	for (const auto &m : masqSets)
+		addMasqRule(b, m);
+}
+
+void addMasqSet(nft::Batch &b, const MasqSet &m)
+{
+	/* set masq4-16 { type ipv4_addr . ipv4_addr; comment "..." } */
+	const std::string name = masqSetName(m.family, m.sourceLength);
+	const MapSpec &ms = spec(m.family == Family::IPv4 ? MapId::Masq4 : MapId::Masq6);
+	nft::SetPtr s = setRef(name);
+	nftnl_set_set_u32(s.get(), NFTNL_SET_ID, expr::nextSetId());
+	nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, 0);
+	nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, keyType(ms.key));
+	nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, keyLen(ms.key));
+	auto ud = newUdata();
+	nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, 0);
+	nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_COMMENT,
+			     (std::string(ms.comment) + " /" + std::to_string(m.sourceLength)).c_str());
+	nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
+			   nftnl_udata_buf_len(ud.get()));
+	b.addSet(s.get(), "add set " + tableText() + " " + name);
+	addMasqRule(b, m);
+}
+
+void addMasqRule(nft::Batch &b, const MasqSet &m)
+{
+	/*
+	 * ct status dnat meta nfproto ipv4 ip daddr . ip saddr & <mask>
+	 *   @masq4-<n> counter masquerade
+	 */
+	const Family f = m.family;
+	const std::string name = masqSetName(f, m.sourceLength);
+	auto r = newRule(kPostrouting);
+	matchCtStatusDnat(r.get());
+	matchNfproto(r.get(), f);
+	const std::uint32_t sourceReg = NFT_REG32_00 + addrLen(f) / 4;
+	expr::payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, daddrOffset(f), addrLen(f), NFT_REG_1);
+	expr::payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, saddrOffset(f), addrLen(f), sourceReg);
+	expr::bitwise(r.get(), sourceReg, maskOfLength(f, m.sourceLength));
+	expr::lookup(r.get(), NFT_REG_1, name, std::nullopt, std::nullopt, false);
+	expr::counter(r.get());
+	expr::masquerade(r.get());
+	b.addRule(r.get(), "add rule " + chainText(kPostrouting) + " ct status dnat " + ipKeyword(f) +
+				   " daddr . " + ipKeyword(f) + " saddr & " + maskText(f, m.sourceLength) +
+				   " @" + name + " counter masquerade");
+}
+
+std::vector<std::vector<std::uint8_t>> encodeRecord(const AttachmentPlan &p)
+{
+	Bytes head;
+	{
+		/* The comment, as nftnl_udata_put_strz writes it. */
+		std::string c = attachmentComment(p.who);
+		Bytes v(c.begin(), c.end());
+		v.push_back(0);
+		putTlv(head, NFTNL_UDATA_OBJ_COMMENT, v);
+	}
+	if (p.containerV4)
+		putTlv(head, kRecV4, prefixBytes(*p.containerV4));
+	if (p.containerV6)
+		putTlv(head, kRecV6, prefixBytes(*p.containerV6));
+	const std::size_t formatSize = 2 + 3;
+
+	/* Rule entries, packed into rule TLVs: the first in what the head leaves. */
+	std::vector<Bytes> chunks(1);
+	std::size_t room = kUdataMax - head.size() - formatSize - 2;
+	for (const auto &r : p.rules) {
+		Bytes e = encodeRule(r);
+		if (chunks.back().size() + e.size() > std::min(room, kTlvMax)) {
+			chunks.emplace_back();
+			room = kUdataMax - 2;
+		}
+		chunks.back().insert(chunks.back().end(), e.begin(), e.end());
+	}
+
+	std::uint8_t flags = (p.snat ? kRecSnat : 0) | (p.masqAll ? kRecMasqAll : 0) |
+			     (p.guardedV4 ? kRecGuardedV4 : 0) | (p.guardedV6 ? kRecGuardedV6 : 0);
+	putTlv(head, kRecFormat, { kRecVersion, flags, static_cast<std::uint8_t>(chunks.size()) });
+	std::vector<Bytes> out;
+	for (const auto &chunk : chunks) {
+		Bytes part = out.empty() ? head : Bytes();
+		putTlv(part, kRecRules, chunk);
+		out.push_back(std::move(part));
+	}
+	return out;
+}
+
+Expected<unsigned, std::string> recordParts(const nftnl_obj *first)
+{
+	for (const auto &[type, value] : parseTlvs(first))
+		if (type == kRecFormat) {
+			if (value.size() != 3 || value[0] != kRecVersion || value[2] == 0)
+				return Unexpected(std::string("record of an unknown format"));
+			return static_cast<unsigned>(value[2]);
+		}
+	return Unexpected(std::string("not an nft-portmap record (no format in its userdata)"));
+}
+
+Expected<AttachmentPlan, std::string> decodeRecord(const Attachment &who,
+						   const std::vector<const nftnl_obj *> &objects)
+{
+	AttachmentPlan p;
+	p.who = who;
+	if (objects.empty())
+		return Unexpected(std::string("record without objects"));
+	Bytes rules;
+	bool haveFormat = false;
+	for (std::size_t i = 0; i < objects.size(); i++) {
+		for (const auto &[type, value] : parseTlvs(objects[i])) {
+			if (type == kRecRules) {
+				rules.insert(rules.end(), value.begin(), value.end());
+				continue;
+			}
+			if (i != 0)
+				continue;
+			if (type == kRecFormat && value.size() == 3) {
+				haveFormat = true;
+				p.snat = value[1] & kRecSnat;
+				p.masqAll = value[1] & kRecMasqAll;
+				p.guardedV4 = value[1] & kRecGuardedV4;
+				p.guardedV6 = value[1] & kRecGuardedV6;
+			} else if (type == kRecV4 && value.size() == 5 && value[4] <= 32) {
+				p.containerV4 = IpPrefix(IpAddress::fromBytes(Family::IPv4, value.data()), value[4]);
+			} else if (type == kRecV6 && value.size() == 17 && value[16] <= 128) {
+				p.containerV6 = IpPrefix(IpAddress::fromBytes(Family::IPv6, value.data()), value[16]);
+			}
+		}
+	}
+	if (!haveFormat)
+		return Unexpected(std::string("record without its format"));
+
+	for (std::size_t i = 0; i < rules.size();) {
+		if (i + 6 > rules.size())
+			return Unexpected(std::string("record: truncated rule entry"));
+		std::uint8_t flags = rules[i];
+		Family f = flags & kRuleV6 ? Family::IPv6 : Family::IPv4;
+		const auto &c = f == Family::IPv4 ? p.containerV4 : p.containerV6;
+		auto proto = protocolFromNumber(rules[i + 1]);
+		if (!c || !proto)
+			return Unexpected(std::string("record: rule entry of a family without container address, or of an unknown protocol"));
+		DnatRule r;
+		r.containerAddr = c->address();
+		r.mapping.protocol = *proto;
+		r.mapping.hostPort = static_cast<std::uint16_t>((rules[i + 2] << 8) | rules[i + 3]);
+		r.mapping.containerPort = static_cast<std::uint16_t>((rules[i + 4] << 8) | rules[i + 5]);
+		i += 6;
+		if (flags & kRuleHostIP) {
+			if (i + addrLen(f) > rules.size())
+				return Unexpected(std::string("record: truncated host address"));
+			r.mapping.hostIP = IpAddress::fromBytes(f, rules.data() + i);
+			i += addrLen(f);
+		}
+		p.rules.push_back(r);
+	}
+	return p;
+}
+
+void addRecord(nft::Batch &b, const AttachmentPlan &p)
+{
+	const auto parts = encodeRecord(p);
+	for (std::size_t i = 0; i < parts.size(); i++) {
+		/* counter pm-<hash>[-i] { comment "net=... id=... if=..." } */
+		const std::string objName = recordName(p.who, static_cast<unsigned>(i));
+		nft::ObjPtr o = newRecordObject(objName);
+		nftnl_obj_set_data(o.get(), NFTNL_OBJ_USERDATA, parts[i].data(),
+				   static_cast<std::uint32_t>(parts[i].size()));
+		b.addObject(o.get(), true, "add counter " + tableText() + " " + objName);
 	}
 }
 
-void addAttachment(nft::Batch &b, const AttachmentPlan &p, bool dnatChainExists,
-		   bool masqChainExists)
+void addChain(nft::Batch &b, const AttachmentPlan &p, bool chainExists)
 {
-	const std::string comment = attachmentComment(p.who);
-	const std::string dnatChain = dnatChainName(p.who);
-	const std::string masqChain = masqChainName(p.who);
-
-	auto chainFor = [&](const std::string &name, bool exists) {
-		if (exists) {
-			b.flushChain(kTableFamily, kTableName, name, "flush chain " + chainText(name));
-			return;
-		}
+	const std::string name = attachmentName(p.who);
+	if (!p.hasChain())
+		return;
+	if (chainExists) {
+		b.flushChain(kTableFamily, kTableName, name, "flush chain " + chainText(name));
+	} else {
 		/* chain pm-<hash> { comment "net=... id=... if=..." } */
 		auto c = newChain(name);
-		auto ud = commentUdata(NFTNL_UDATA_CHAIN_COMMENT, comment);
+		auto ud = commentUdata(NFTNL_UDATA_CHAIN_COMMENT, attachmentComment(p.who));
 		nftnl_chain_set_data(c.get(), NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(ud.get()),
 				     nftnl_udata_buf_len(ud.get()));
 		b.addChain(c.get(), true, "add chain " + chainText(name));
-	};
-
-	chainFor(dnatChain, dnatChainExists);
-	for (const auto &dr : p.rules) {
+	}
+	for (const auto &dr : p.chainRules()) {
 		const Family f = dr.family();
 		/*
 		 * meta nfproto ipv4 [ip daddr H] meta l4proto tcp th dport P
-		 *   [conditions] counter dnat ip to A:p
+		 *   <conditions> counter dnat ip to A:p
 		 */
-		auto r = newRule(dnatChain);
+		auto r = newRule(name);
 		matchNfproto(r.get(), f);
 		if (dr.mapping.hostIP)
 			matchAddress(r.get(), daddrOffset(f), *dr.mapping.hostIP);
@@ -915,34 +1322,39 @@ void addAttachment(nft::Batch &b, const AttachmentPlan &p, bool dnatChainExists,
 		const Conditions &conds = conditionsFor(p, f);
 		if (!conds.empty())
 			text.insert(text.find(" counter"), " " + conditionsText(conds));
-		b.addRule(r.get(), "add rule " + chainText(dnatChain) + " " + text);
+		b.addRule(r.get(), "add rule " + chainText(name) + " " + text);
 	}
+	/* accept: conditions that did not hold leave the packet alone (the key's claim in the data map must not DNAT it) */
+	auto r = newRule(name);
+	expr::verdict(r.get(), NF_ACCEPT);
+	b.addRule(r.get(), "add rule " + chainText(name) + " accept");
+}
 
-	if (p.hasMasquerade()) {
-		chainFor(masqChain, masqChainExists);
-		for (Family f : { Family::IPv4, Family::IPv6 }) {
-			for (const auto &src : masqSources(p, f)) {
-				/* meta nfproto ipv4 ip daddr C [ip saddr S/n] counter masquerade */
-				const IpAddress &c = containerFor(p, f)->address();
-				auto r = newRule(masqChain);
-				matchNfproto(r.get(), f);
-				matchAddress(r.get(), daddrOffset(f), c);
-				if (src)
-					matchSourcePrefix(r.get(), *src);
-				expr::counter(r.get());
-				expr::masquerade(r.get());
-				std::string text = std::string(ipKeyword(f)) + " daddr " + c.toString();
-				if (src)
-					text += std::string(" ") + ipKeyword(f) + " saddr " + src->toString();
-				b.addRule(r.get(), "add rule " + chainText(masqChain) + " " + text +
-							   " counter masquerade");
-			}
+void addElements(nft::Batch &b, const std::vector<PlannedElement> &elements,
+		 const std::string &comment, const std::string &chain)
+{
+	for (const auto &pe : elements) {
+		const ElementKey &k = pe.key;
+		nft::SetPtr s = setRef(k.setName());
+		nftnl_set_elem *e = nftnl_set_elem_alloc();
+		if (!e)
+			std::abort();
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k.key.data(), static_cast<std::uint32_t>(k.key.size()));
+		std::string data = pe.dataText;
+		if (!pe.data.empty()) {
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, pe.data.data(),
+					   static_cast<std::uint32_t>(pe.data.size()));
+		} else if (!isMasq(k.map)) {
+			/* a guard: jump to the attachment's chain */
+			nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NFT_JUMP));
+			nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, chain.c_str());
+			data = "jump " + chain;
 		}
-	}
-
-	for (const auto &k : planKeys(p)) {
-		bool masq = k.map == MapId::Masq4 || k.map == MapId::Masq6;
-		addElement(b, k, masq ? masqChain : dnatChain, comment);
+		auto ud = commentUdata(NFTNL_UDATA_SET_ELEM_COMMENT, comment);
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(ud.get()),
+				   nftnl_udata_buf_len(ud.get()));
+		nftnl_set_elem_add(s.get(), e);
+		b.addElements(s.get(), true, elementText(k, data));
 	}
 }
 
@@ -950,16 +1362,28 @@ void deleteElements(nft::Batch &b, const std::vector<ElementKey> &keys)
 {
 	/* One message per element, so that a refusal names the element. */
 	for (const auto &k : keys) {
-		nft::SetPtr s = mapRef(k.map);
+		nft::SetPtr s = setRef(k.setName());
 		nftnl_set_elem *e = nftnl_set_elem_alloc();
 		if (!e)
 			std::abort();
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k.key.data(),
 				   static_cast<std::uint32_t>(k.key.size()));
 		nftnl_set_elem_add(s.get(), e);
-		b.deleteElements(s.get(), "delete element " + tableText() + " " + mapName(k.map) +
-						  " { " + k.text + " }");
+		b.deleteElements(s.get(), "delete element " + tableText() + " " + k.setName() + " { " +
+						  k.text + " }");
 	}
+}
+
+void deleteRecord(nft::Batch &b, const Attachment &who, unsigned parts)
+{
+	for (unsigned i = 0; i < parts; i++)
+		deleteRecordObject(b, recordName(who, i));
+}
+
+void deleteRecordObject(nft::Batch &b, const std::string &name)
+{
+	nft::ObjPtr o = newRecordObject(name);
+	b.deleteObject(o.get(), "delete counter " + tableText() + " " + name);
 }
 
 void deleteChain(nft::Batch &b, const std::string &chain)
@@ -1028,16 +1452,13 @@ Expected<DnatRule, std::string> decodeDnatRule(const nftnl_rule *rule)
 	return out;
 }
 
-std::vector<MasqRule> planMasqRules(const AttachmentPlan &p)
+bool isAcceptRule(const nftnl_rule *rule)
 {
-	std::vector<MasqRule> out;
-	for (Family f : { Family::IPv4, Family::IPv6 })
-		for (const auto &src : masqSources(p, f))
-			out.push_back(MasqRule{ containerFor(p, f)->address(), src });
-	return out;
+	expr::Reader rd(rule);
+	return rd.verdict(NF_ACCEPT) && rd.done();
 }
 
-Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *rule)
+Expected<MasqSet, std::string> decodeMasqRule(const nftnl_rule *rule)
 {
 	expr::Reader rd(rule);
 	auto fail = [&rd](const char *expected) {
@@ -1046,32 +1467,99 @@ Expected<MasqRule, std::string> decodeMasqRule(const nftnl_rule *rule)
 				  rd.nextName());
 	};
 
+	/* ct status dnat */
+	if (!rd.ct(NFT_CT_STATUS, NFT_REG_1) || !rd.bitwise(NFT_REG_1) || !rd.cmp(NFT_REG_1, NFT_CMP_NEQ))
+		return fail("ct status dnat");
 	Family f;
 	if (!readNfproto(rd, f))
 		return fail("meta nfproto ipv4|ipv6");
-	auto daddr = readAddress(rd, f, daddrOffset(f));
-	if (!daddr)
+	const std::uint32_t sourceReg = NFT_REG32_00 + addrLen(f) / 4;
+	if (!rd.payload(NFT_PAYLOAD_NETWORK_HEADER, daddrOffset(f), addrLen(f), NFT_REG_1))
 		return fail(f == Family::IPv4 ? "ip daddr" : "ip6 daddr");
-	MasqRule out{ *daddr, readSourcePrefix(rd, f) };
+	if (!rd.payload(NFT_PAYLOAD_NETWORK_HEADER, saddrOffset(f), addrLen(f), sourceReg))
+		return fail(f == Family::IPv4 ? "ip saddr" : "ip6 saddr");
+	auto mask = rd.bitwise(sourceReg);
+	if (!mask)
+		return fail("a source prefix mask");
+	auto l = rd.lookup(NFT_REG_1);
+	if (!l || l->dreg || l->invert)
+		return fail("a lookup in a masq set");
+	auto m = parseMasqSetName(l->set);
+	if (!m || m->family != f || *mask != maskOfLength(f, m->sourceLength))
+		return Unexpected("not an nft-portmap masquerade rule: set " + l->set +
+				  " does not match the rule's family and mask");
 	if (!rd.counter())
-		return fail("a source match or counter");
+		return fail("counter");
 	if (!rd.masquerade())
 		return fail("masquerade");
 	if (!rd.done())
 		return fail("the end of the rule");
-	return out;
+	return *m;
 }
 
-std::optional<std::string> elementTarget(const nftnl_set_elem *e)
+std::vector<std::uint8_t> elementData(const nftnl_set_elem *e)
 {
-	if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT) ||
-	    static_cast<int>(nftnl_set_elem_get_u32(mut(e), NFTNL_SET_ELEM_VERDICT)) != NFT_JUMP ||
-	    !nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN))
+	if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA))
+		return {};
+	std::uint32_t len = 0;
+	const auto *d = static_cast<const std::uint8_t *>(nftnl_set_elem_get(mut(e), NFTNL_SET_ELEM_DATA, &len));
+	if (!d)
+		return {};
+	return std::vector<std::uint8_t>(d, d + len);
+}
+
+std::string elementDataText(MapId m, const nftnl_set_elem *e)
+{
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
+		const char *chain = nftnl_set_elem_get_str(mut(e), NFTNL_SET_ELEM_CHAIN);
+		return std::string("jump ") + (chain ? chain : "?");
+	}
+	auto d = elementData(e);
+	if (d.empty())
+		return {};
+	return dataText(familyOfMap(m), d);
+}
+
+std::optional<DnatRule> elementDnat(MapId m, const nftnl_set_elem *e)
+{
+	if (m != MapId::Ports4 && m != MapId::Ports6 && m != MapId::AddrPorts4 && m != MapId::AddrPorts6)
 		return std::nullopt;
-	const char *chain = nftnl_set_elem_get_str(mut(e), NFTNL_SET_ELEM_CHAIN);
-	if (!chain)
+	const Family f = familyOfMap(m);
+	auto d = elementData(e);
+	ElementKey k = elementKey(m, 0, e);
+	const bool addr = m == MapId::AddrPorts4 || m == MapId::AddrPorts6;
+	const std::size_t keyLen = (addr ? addrLen(f) : 0) + 8;
+	if (d.size() != addrLen(f) + 4 || k.key.size() != keyLen)
 		return std::nullopt;
-	return std::string(chain);
+	const std::uint8_t *pp = k.key.data() + (addr ? addrLen(f) : 0);
+	auto proto = protocolFromNumber(pp[0]);
+	if (!proto)
+		return std::nullopt;
+	DnatRule r;
+	r.containerAddr = IpAddress::fromBytes(f, d.data());
+	r.mapping.protocol = *proto;
+	r.mapping.hostPort = static_cast<std::uint16_t>((pp[4] << 8) | pp[5]);
+	r.mapping.containerPort = static_cast<std::uint16_t>((d[addrLen(f)] << 8) | d[addrLen(f) + 1]);
+	if (addr)
+		r.mapping.hostIP = IpAddress::fromBytes(f, k.key.data());
+	return r;
+}
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> elementCounter(const nftnl_set_elem *e)
+{
+	std::optional<std::pair<std::uint64_t, std::uint64_t>> out;
+	nftnl_set_elem_expr_foreach(
+		mut(e),
+		[](nftnl_expr *x, void *data) {
+			const char *name = nftnl_expr_get_str(x, NFTNL_EXPR_NAME);
+			if (name && std::strcmp(name, "counter") == 0)
+				*static_cast<std::optional<std::pair<std::uint64_t, std::uint64_t>> *>(data) =
+					std::pair(nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_PACKETS),
+						  nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_BYTES));
+			return 0;
+		},
+		&out);
+	return out;
 }
 
 std::optional<std::string> elementComment(const nftnl_set_elem *e)
