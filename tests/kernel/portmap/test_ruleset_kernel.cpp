@@ -8,6 +8,7 @@
  */
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstdio>
@@ -91,30 +92,61 @@ AttachmentPlan planB()
 			IpPrefix::parse("10.88.0.3/16"), std::nullopt, true, true, {}, {});
 }
 
-std::vector<DnatRule> readDnat(nft::Socket &s, const Attachment &a)
+/* What a fresh ADD of a plan writes (the engine does the same after its reads). */
+void addAttachment(nft::Batch &b, const AttachmentPlan &p, const std::vector<MasqSet> &haveMasq = {})
 {
-	auto rules = nft::getRules(s, kTableFamily, kTableName, dnatChainName(a));
+	for (const auto &m : planMasqSets(p))
+		if (std::find(haveMasq.begin(), haveMasq.end(), m) == haveMasq.end())
+			addMasqSet(b, m);
+	addRecord(b, p);
+	addChain(b, p, false);
+	addElements(b, planElements(p), attachmentComment(p.who), attachmentName(p.who));
+}
+
+/* The plan an attachment's record describes. */
+AttachmentPlan readRecord(nft::Socket &s, const Attachment &a)
+{
+	auto o = nft::getObject(s, kTableFamily, kTableName, NFT_OBJECT_COUNTER, recordName(a, 0));
+	REQUIRE_MESSAGE(o, (o ? "" : o.error().message()));
+	CHECK(objectComment(o->get()) == attachmentComment(a));
+	auto p = decodeRecord(a, { o->get() });
+	REQUIRE_MESSAGE(p, (p ? "" : p.error()));
+	return *p;
+}
+
+/* The DNAT rules of an attachment's chain (conditions only), without the closing accept. */
+std::vector<DnatRule> readChain(nft::Socket &s, const Attachment &a)
+{
+	auto rules = nft::getRules(s, kTableFamily, kTableName, attachmentName(a));
 	REQUIRE_MESSAGE(rules, (rules ? "" : rules.error().message()));
+	REQUIRE_FALSE(rules->empty());
+	CHECK(isAcceptRule(rules->back().get()));
 	std::vector<DnatRule> out;
-	for (const auto &r : *rules) {
-		auto d = decodeDnatRule(r.get());
+	for (std::size_t i = 0; i + 1 < rules->size(); i++) {
+		auto d = decodeDnatRule((*rules)[i].get());
 		REQUIRE_MESSAGE(d, (d ? "" : d.error()));
 		out.push_back(*d);
 	}
 	return out;
 }
 
-std::vector<MasqRule> readMasq(nft::Socket &s, const Attachment &a)
+/* The element of one key, or nullptr. */
+nft::SetElemPtr readElement(nft::Socket &s, const ElementKey &k)
 {
-	auto rules = nft::getRules(s, kTableFamily, kTableName, masqChainName(a));
-	REQUIRE_MESSAGE(rules, (rules ? "" : rules.error().message()));
-	std::vector<MasqRule> out;
-	for (const auto &r : *rules) {
-		auto m = decodeMasqRule(r.get());
-		REQUIRE_MESSAGE(m, (m ? "" : m.error()));
-		out.push_back(*m);
-	}
-	return out;
+	auto elems = nft::getElements(s, kTableFamily, kTableName, k.setName(), { k.key });
+	REQUIRE_MESSAGE(elems, (elems ? "" : elems.error().message()));
+	REQUIRE(elems->size() == 1);
+	return std::move((*elems)[0]);
+}
+
+/* Packets counted by the element of a data-map key. */
+std::uint64_t elementPackets(nft::Socket &s, const ElementKey &k)
+{
+	auto e = readElement(s, k);
+	REQUIRE_MESSAGE(e, k.text);
+	auto c = elementCounter(e.get());
+	REQUIRE(c);
+	return c->first;
 }
 
 /* The packets counted by the counter of each rule of a chain. */
@@ -267,67 +299,57 @@ TEST_CASE("skeleton and two attachments: accepted, and read back exactly")
 	{
 		nft::Batch batch;
 		addSkeleton(batch, {});
-		addAttachment(batch, a, false, false);
+		addAttachment(batch, a);
 		commitOk(s, batch);
 	}
 	{
 		nft::Batch batch;
-		addAttachment(batch, b, false, false);
+		addAttachment(batch, b, planMasqSets(a));
 		commitOk(s, batch);
 	}
 
-	CHECK(readDnat(s, kA) == a.rules);
-	CHECK(readDnat(s, kB) == b.rules);
+	/* The records say what each attachment published. */
+	auto ra = readRecord(s, kA);
+	CHECK(ra.rules == a.rules);
+	CHECK(ra.guardedV4);
+	CHECK(ra.guardedV6);
+	CHECK(planKeys(ra) == planKeys(a));
+	auto rb = readRecord(s, kB);
+	CHECK(rb.rules == b.rules);
+	CHECK(rb.masqAll);
+	CHECK(planKeys(rb) == planKeys(b));
 
-	auto ma = readMasq(s, kA);
-	REQUIRE(ma.size() == 3);
-	CHECK(ma[0].containerAddr == ip("10.88.0.2"));
-	CHECK(ma[0].source == IpPrefix::parse("10.88.0.0/16"));
-	CHECK(ma[1].source == IpPrefix::parse("127.0.0.0/8"));
-	CHECK(ma[2].containerAddr == ip("fd00::2"));
-	CHECK(ma[2].source == IpPrefix::parse("fd00::/64"));
-	auto mb = readMasq(s, kB);
-	REQUIRE(mb.size() == 1);
-	CHECK(mb[0].containerAddr == ip("10.88.0.3"));
-	CHECK_FALSE(mb[0].source); /* masqAll */
+	/* A has conditions: its chain holds its DNAT rules; B has none and no chain. */
+	CHECK(readChain(s, kA) == a.rules);
+	CHECK(nft::getChain(s, kTableFamily, kTableName, attachmentName(kB)).error().errnum == ENOENT);
 
-	/* Every key jumps to its owner's chain and names the owner. */
+	/* Every element names its owner and maps to what the plan says. */
 	for (const auto *p : { &a, &b }) {
-		for (const auto &k : planKeys(*p)) {
-			auto elems = nft::getElements(s, kTableFamily, kTableName, mapName(k.map), { k.key });
-			REQUIRE_MESSAGE(elems, (elems ? "" : elems.error().message()));
-			REQUIRE(elems->size() == 1);
-			REQUIRE_MESSAGE((*elems)[0], k.text);
-			bool masq = k.map == MapId::Masq4 || k.map == MapId::Masq6;
-			CHECK(elementTarget((*elems)[0].get()) ==
-			      (masq ? masqChainName(p->who) : dnatChainName(p->who)));
-			CHECK(elementComment((*elems)[0].get()) == attachmentComment(p->who));
-			CHECK(keyText(k.map, (*elems)[0].get()) == k.text);
+		for (const auto &want : planElements(*p)) {
+			auto e = readElement(s, want.key);
+			REQUIRE_MESSAGE(e, want.key.text);
+			CHECK(elementComment(e.get()) == attachmentComment(p->who));
+			CHECK(elementDataText(want.key.map, e.get()) == want.dataText);
+			CHECK(elementKey(want.key.map, want.key.sourceLength, e.get()) == want.key);
 		}
 	}
 
-	/* The chains name their owners. */
-	auto chains = nft::dumpChains(s, kTableFamily, kTableName);
-	REQUIRE(chains);
-	std::size_t owned = 0;
-	for (const auto &c : *chains) {
-		auto comment = chainComment(c.get());
-		if (!comment)
-			continue;
-		auto who = parseAttachmentComment(*comment);
-		REQUIRE(who);
-		std::string name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
-		CHECK((name == dnatChainName(*who) || name == masqChainName(*who)));
-		owned++;
-	}
-	CHECK(owned == 4);
-
-	/* The static chains are not attachment rules. */
+	/* The static chains: eight lookups in dispatch, one masquerade rule per masq set. */
 	auto dispatch = nft::getRules(s, kTableFamily, kTableName, "dispatch");
 	REQUIRE(dispatch);
-	CHECK(dispatch->size() == 4);
+	CHECK(dispatch->size() == 8);
 	for (const auto &r : *dispatch)
 		CHECK_FALSE(decodeDnatRule(r.get()));
+	auto post = nft::getRules(s, kTableFamily, kTableName, "postrouting");
+	REQUIRE(post);
+	std::vector<MasqSet> masq;
+	for (const auto &r : *post) {
+		auto m = decodeMasqRule(r.get());
+		REQUIRE_MESSAGE(m, (m ? "" : m.error()));
+		masq.push_back(*m);
+	}
+	CHECK(masq == std::vector<MasqSet>{ { Family::IPv4, 16 }, { Family::IPv4, 8 }, { Family::IPv6, 64 },
+					    { Family::IPv4, 0 } });
 
 	/* A second skeleton is refused: the table is created exclusively. */
 	nft::Batch again;
@@ -347,37 +369,46 @@ TEST_CASE("nft list shows the table readably")
 	dropTable(s);
 	nft::Batch batch;
 	addSkeleton(batch, {});
-	addAttachment(batch, planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }")), false, false);
+	addAttachment(batch, planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }")));
 	commitOk(s, batch);
 
 	std::string out = run("nft list table inet nft-portmap");
 	MESSAGE(out);
-	const std::string chain = dnatChainName(kA);
+	const std::string name = attachmentName(kA);
+	const std::string comment = attachmentComment(kA);
 	for (const std::string &want : {
 		     std::string("comment \"nft-portmap: "),
-		     std::string("map ports4 {\n\t\ttype inet_proto . inet_service : verdict"),
-		     std::string("map addrports4 {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict"),
-		     std::string("map addrports6 {\n\t\ttype ipv6_addr . inet_proto . inet_service : verdict"),
-		     std::string("map masq4 {\n\t\ttype ipv4_addr : verdict"),
-		     std::string("tcp . 8080 comment \"") + attachmentComment(kA) + "\" : jump " + chain,
-		     std::string("192.0.2.1 . udp . 5353 comment \""),
-		     std::string("2001:db8::1 . sctp . 9000 comment \""),
-		     std::string("10.88.0.2 comment \"") + attachmentComment(kA) + "\" : jump " + chain + "-masq",
-		     std::string("ip daddr . meta l4proto . th dport vmap @addrports4"),
-		     std::string("meta nfproto ipv4 meta l4proto . th dport vmap @ports4"),
-		     std::string("ip6 daddr . meta l4proto . th dport vmap @addrports6"),
+		     std::string("counter ") + name + " {\n\t\tcomment \"" + comment + "\"",
+		     std::string("map ports4 {\n\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n\t\tcounter"),
+		     std::string("map ports6 {\n\t\ttype inet_proto . inet_service : ipv6_addr . inet_service\n\t\tcounter"),
+		     std::string("map addrports4 {\n\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"),
+		     std::string("map addrports6 {\n\t\ttype ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service"),
+		     std::string("map guard4 {\n\t\ttype inet_proto . inet_service : verdict"),
+		     std::string("set masq4-16 {\n\t\ttype ipv4_addr . ipv4_addr"),
+		     std::string("tcp . 8080 counter packets 0 bytes 0 comment \"") + comment + "\" : 10.88.0.2 . 80",
+		     std::string("tcp . 8080 counter packets 0 bytes 0 comment \"") + comment + "\" : fd00::2 . 80",
+		     std::string("tcp . 8080 comment \"") + comment + "\" : jump " + name,
+		     std::string("192.0.2.1 . udp . 5353 counter packets 0 bytes 0 comment \""),
+		     std::string("2001:db8::1 . sctp . 9000 counter packets 0 bytes 0 comment \""),
+		     std::string("10.88.0.2 . 10.88.0.0 comment \"") + comment + "\"",
+		     std::string("10.88.0.2 . 127.0.0.0 comment \""),
+		     std::string("fd00::2 . fd00:: comment \""),
+		     std::string("ip daddr . meta l4proto . th dport vmap @addrguard4"),
+		     std::string("dnat ip to ip daddr . meta l4proto . th dport map @addrports4"),
+		     std::string("meta nfproto ipv4 meta l4proto . th dport vmap @guard4"),
+		     std::string("meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4"),
+		     std::string("dnat ip6 to ip6 daddr . meta l4proto . th dport map @addrports6"),
+		     std::string("meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6"),
 		     std::string("type nat hook prerouting priority dstnat; policy accept;"),
 		     std::string("fib daddr type local jump dispatch"),
 		     std::string("type nat hook postrouting priority srcnat; policy accept;"),
-		     std::string("ct status dnat ip daddr vmap @masq4"),
-		     std::string("ct status dnat ip6 daddr vmap @masq6"),
-		     std::string("chain ") + chain + " {\n\t\tcomment \"" + attachmentComment(kA) + "\"",
+		     std::string("ct status dnat ip daddr . ip saddr & 255.255.0.0 @masq4-16 counter packets 0 bytes 0 masquerade"),
+		     std::string("ct status dnat ip daddr . ip saddr & 255.0.0.0 @masq4-8 counter packets 0 bytes 0 masquerade"),
+		     std::string("ct status dnat ip6 daddr . ip6 saddr & ffff:ffff:ffff:ffff:: @masq6-64 counter packets 0 bytes 0 masquerade"),
+		     std::string("chain ") + name + " {\n\t\tcomment \"" + comment + "\"",
 		     std::string("tcp dport 8080 ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"lo\", \"veth*\" } counter packets 0 bytes 0 dnat ip to 10.88.0.2:80"),
 		     std::string("ip daddr 192.0.2.1 udp dport 5353 "),
-		     std::string("ip6 daddr 2001:db8::1 sctp dport 9000 counter packets 0 bytes 0 dnat ip6 to [fd00::2]:90"),
-		     std::string("ip daddr 10.88.0.2 ip saddr 10.88.0.0/16 counter packets 0 bytes 0 masquerade"),
-		     std::string("ip daddr 10.88.0.2 ip saddr 127.0.0.0/8 counter packets 0 bytes 0 masquerade"),
-		     std::string("ip6 daddr fd00::2 ip6 saddr fd00::/64 counter packets 0 bytes 0 masquerade"),
+		     std::string("\t\taccept\n"),
 	     })
 		CHECK_MESSAGE(out.find(want) != std::string::npos, want);
 	/* nft prints what it cannot type as raw payload or hex. */
@@ -393,91 +424,123 @@ TEST_CASE("a key that is already published is refused with EEXIST and nothing ch
 	{
 		nft::Batch batch;
 		addSkeleton(batch, {});
-		addAttachment(batch, planA(), false, false);
+		addAttachment(batch, planA());
 		commitOk(s, batch);
 	}
 	auto gen = nft::getGeneration(s);
 	REQUIRE(gen);
 
-	/* B wants tcp . 8080 on every IPv4 address, which A holds. */
+	/* C wants tcp . 8080 on every IPv4 address, which A holds. */
 	Attachment c{ "other-net", "c3", "eth1" };
 	auto plan = makePlan(c, { pm(7000, 70), pm(8080, 80) }, IpPrefix::parse("10.89.0.5/16"),
-			     std::nullopt, true, false, {}, {});
+			     std::nullopt, false, false, {}, {});
 	nft::Batch batch;
-	addAttachment(batch, plan, false, false);
+	addAttachment(batch, plan);
 	auto r = batch.commit(s);
 	REQUIRE_FALSE(r);
 	CHECK(r.error().errnum == EEXIST);
-	CHECK(r.error().operation == "add element inet nft-portmap ports4 { tcp . 8080 : jump " +
-					     dnatChainName(c) + " }");
+	CHECK(r.error().operation == "add element inet nft-portmap ports4 { tcp . 8080 : 10.89.0.5 . 80 }");
 
-	/* Atomic: neither C's chain nor its other key exist, A's element is untouched. */
+	/* Atomic: neither C's record nor its other key exist, A's element is untouched. */
 	auto gen2 = nft::getGeneration(s);
 	REQUIRE(gen2);
 	CHECK(*gen2 == *gen);
-	CHECK(nft::getChain(s, kTableFamily, kTableName, dnatChainName(c)).error().errnum == ENOENT);
+	CHECK(nft::getObject(s, kTableFamily, kTableName, NFT_OBJECT_COUNTER, recordName(c, 0)).error().errnum == ENOENT);
 	auto keys = planKeys(plan);
-	std::vector<std::vector<std::uint8_t>> raw;
-	for (const auto &k : keys)
-		if (k.map == MapId::Ports4)
-			raw.push_back(k.key);
-	auto elems = nft::getElements(s, kTableFamily, kTableName, "ports4", raw);
-	REQUIRE(elems);
-	REQUIRE(elems->size() == 2);
-	CHECK_FALSE((*elems)[0]); /* tcp . 7000 */
-	REQUIRE((*elems)[1]);
-	CHECK(elementTarget((*elems)[1].get()) == dnatChainName(kA));
+	REQUIRE(keys.size() == 2);
+	CHECK_FALSE(readElement(s, keys[0])); /* tcp . 7000 */
+	auto held = readElement(s, keys[1]);
+	REQUIRE(held);
+	CHECK(elementComment(held.get()) == attachmentComment(kA));
+	CHECK(elementDataText(MapId::Ports4, held.get()) == "10.88.0.2 . 80");
 }
 
-TEST_CASE("re-adding flushes the chains; deleting removes elements and chains")
+TEST_CASE("deleting removes elements, record and chain; a chain a guard still jumps to is busy")
 {
 	auto s = openSocket();
 	dropTable(s);
+	const AttachmentPlan a = planA(conds(Family::IPv4, "ip saddr 10.0.0.0/8"));
 	{
 		nft::Batch batch;
 		addSkeleton(batch, {});
-		addAttachment(batch, planA(), false, false);
+		addAttachment(batch, a);
 		commitOk(s, batch);
 	}
 
-	/* Re-ADD with other mappings: delete what A published, flush, publish the new plan. */
-	auto changed = makePlan(kA, { pm(8443, 443) }, IpPrefix::parse("10.88.0.2/16"), std::nullopt, false,
-				false, {}, {});
+	/* The chain is referenced by A's guard elements: deleting it alone is refused. */
 	{
-		nft::Batch batch;
-		deleteElements(batch, planKeys(planA()));
-		addAttachment(batch, changed, true, true);
-		deleteChain(batch, masqChainName(kA));
-		commitOk(s, batch);
+		nft::Batch busy;
+		deleteChain(busy, attachmentName(kA));
+		auto r = busy.commit(s);
+		REQUIRE_FALSE(r);
+		CHECK(r.error().errnum == EBUSY);
 	}
-	CHECK(readDnat(s, kA) == changed.rules);
-	CHECK(nft::getChain(s, kTableFamily, kTableName, masqChainName(kA)).error().errnum == ENOENT);
 
-	/* DEL */
+	/* DEL: elements first, then the chain and the record, in one batch. */
 	{
 		nft::Batch batch;
-		deleteElements(batch, planKeys(changed));
-		deleteChain(batch, dnatChainName(kA));
+		deleteElements(batch, planKeys(a));
+		deleteChain(batch, attachmentName(kA));
+		deleteRecord(batch, kA, 1);
 		commitOk(s, batch);
 	}
-	CHECK(nft::getChain(s, kTableFamily, kTableName, dnatChainName(kA)).error().errnum == ENOENT);
-	for (const char *map : { "ports4", "ports6", "addrports4", "addrports6", "masq4", "masq6" }) {
-		auto all = nft::dumpElements(s, kTableFamily, kTableName, map);
+	CHECK(nft::getChain(s, kTableFamily, kTableName, attachmentName(kA)).error().errnum == ENOENT);
+	CHECK(nft::getObject(s, kTableFamily, kTableName, NFT_OBJECT_COUNTER, recordName(kA, 0)).error().errnum == ENOENT);
+	std::vector<std::string> sets = { "ports4", "ports6", "addrports4", "addrports6", "guard4", "guard6",
+					  "addrguard4", "addrguard6" };
+	for (const auto &m : planMasqSets(a))
+		sets.push_back(masqSetName(m.family, m.sourceLength));
+	for (const auto &set : sets) {
+		auto all = nft::dumpElements(s, kTableFamily, kTableName, set);
 		REQUIRE(all);
-		CHECK_MESSAGE(all->empty(), map);
+		CHECK_MESSAGE(all->empty(), set);
 	}
+	auto objs = nft::dumpObjects(s, kTableFamily, kTableName, NFT_OBJECT_COUNTER);
+	REQUIRE(objs);
+	CHECK(objs->empty());
+}
 
-	/* Deleting a chain that a map element still jumps to is refused (EBUSY). */
+TEST_CASE("packet path without conditions: the data maps DNAT, their elements count")
+{
+	if (!haveCommand("ip")) {
+		MESSAGE("iproute2 is not installed; not checking the packet path");
+		return;
+	}
+	auto s = openSocket();
+	dropTable(s);
+	sh("ip link set lo up");
+	for (const char *a : { "192.0.2.1/32", "192.0.2.2/32", "10.88.0.2/32", "10.77.0.5/32" })
+		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
+	for (const char *a : { "2001:db8::1/128", "fd00::2/128" })
+		sh(std::string("ip addr add ") + a + " dev lo nodad 2>/dev/null || true");
+
+	auto plan = makePlan(kA, { pm(8080, 80), pm(8443, 443, Protocol::TCP, ip("192.0.2.2")) },
+			     IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"), true, false, {}, {});
 	{
 		nft::Batch batch;
-		addAttachment(batch, changed, false, false);
+		addSkeleton(batch, {});
+		addAttachment(batch, plan);
 		commitOk(s, batch);
 	}
-	nft::Batch busy;
-	deleteChain(busy, dnatChainName(kA));
-	auto r = busy.commit(s);
-	REQUIRE_FALSE(r);
-	CHECK(r.error().errnum == EBUSY);
+	const auto elems = planElements(plan);
+	Fd l80(listenOn(ip("10.88.0.2"), 80));
+	Fd l443(listenOn(ip("10.88.0.2"), 443));
+	Fd l6(listenOn(ip("fd00::2"), 80));
+
+	auto c = connectFrom(ip("10.77.0.5"), ip("192.0.2.1"), 8080, l80.fd);
+	REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
+	CHECK(c.peerSeenByServer.rfind("10.77.0.5:", 0) == 0);
+	CHECK(elementPackets(s, elems[0].key) == 1);
+
+	/* The hostIP key only answers on its address. */
+	auto h = connectFrom(ip("10.77.0.5"), ip("192.0.2.2"), 8443, l443.fd);
+	REQUIRE_MESSAGE(h.error == 0, std::strerror(h.error));
+	auto wrong = connectFrom(ip("10.77.0.5"), ip("192.0.2.1"), 8443, l443.fd);
+	CHECK(wrong.error == ECONNREFUSED);
+
+	auto v6 = connectFrom(ip("2001:db8::1"), ip("2001:db8::1"), 8080, l6.fd);
+	REQUIRE_MESSAGE(v6.error == 0, std::strerror(v6.error));
+	CHECK(v6.peerSeenByServer.rfind("[2001:db8::1]:", 0) == 0);
 }
 
 TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and localhost masquerade")
@@ -509,33 +572,35 @@ TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and
 	{
 		nft::Batch batch;
 		addSkeleton(batch, {});
-		addAttachment(batch, plan, false, false);
+		addAttachment(batch, plan);
 		commitOk(s, batch);
 	}
 
 	Fd l4(listenOn(ip("10.88.0.2"), 80));
 	Fd l6(listenOn(ip("fd00::2"), 90));
+	/* postrouting: masq4-16 (hairpin), masq4-8 (localhost), masq6-64 */
+	auto masqCounters = [&s] { return counters(s, "postrouting"); };
 
 	SUBCASE("an outside client reaches the container through the host port, unmasqueraded")
 	{
 		auto c = connectFrom(ip("10.77.0.5"), ip("192.0.2.1"), 8080, l4.fd);
 		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
 		CHECK(c.peerSeenByServer.rfind("10.77.0.5:", 0) == 0);
-		CHECK(counters(s, dnatChainName(kA))[0] == 1);
-		CHECK(counters(s, masqChainName(kA)) == std::vector<std::uint64_t>{ 0, 0, 0 });
+		CHECK(counters(s, attachmentName(kA))[0] == 1);
+		CHECK(masqCounters() == std::vector<std::uint64_t>{ 0, 0, 0 });
 	}
 	SUBCASE("a client in the excluded interval is not DNATed (nothing listens on 8080)")
 	{
 		auto c = connectFrom(ip("10.99.0.5"), ip("192.0.2.1"), 8080, l4.fd);
 		CHECK(c.error == ECONNREFUSED);
-		CHECK(counters(s, dnatChainName(kA))[0] == 0);
+		CHECK(counters(s, attachmentName(kA))[0] == 0);
 	}
 	SUBCASE("a sibling in the container subnet is masqueraded (hairpin)")
 	{
 		auto c = connectFrom(ip("10.88.0.9"), ip("192.0.2.1"), 8080, l4.fd);
 		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
 		CHECK(c.peerSeenByServer.rfind("10.88.0.9:", 0) != 0);
-		auto m = counters(s, masqChainName(kA));
+		auto m = masqCounters();
 		REQUIRE(m.size() == 3);
 		CHECK(m[0] == 1);
 		CHECK(m[1] == 0);
@@ -545,7 +610,7 @@ TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and
 		auto c = connectFrom(ip("127.0.0.1"), ip("127.0.0.1"), 8080, l4.fd);
 		REQUIRE_MESSAGE(c.error == 0, std::strerror(c.error));
 		CHECK(c.peerSeenByServer.rfind("127.0.0.1:", 0) != 0);
-		auto m = counters(s, masqChainName(kA));
+		auto m = masqCounters();
 		REQUIRE(m.size() == 3);
 		CHECK(m[1] == 1);
 	}
@@ -580,7 +645,7 @@ TEST_CASE("interval sets of names and of addresses look up as nft would: real pa
 	{
 		nft::Batch batch;
 		addSkeleton(batch, {});
-		addAttachment(batch, plan, false, false);
+		addAttachment(batch, plan);
 		commitOk(s, batch);
 	}
 	Fd l4(listenOn(ip("10.88.0.2"), 80));

@@ -25,6 +25,7 @@ struct Op {
 	nft::ChainPtr chain;
 	nft::RulePtr rule;
 	nft::SetPtr set; /* NEWSET, or the set of NEWSETELEM/DELSETELEM with its elements */
+	nft::ObjPtr obj; /* NEWOBJ, DELOBJ */
 };
 
 /*
@@ -93,6 +94,11 @@ inline std::vector<Op> parseBatch(const nft::Batch &b, bool &ok)
 			renumberElements(nlh);
 			op.set.reset(nftnl_set_alloc());
 			r = nftnl_set_elems_nlmsg_parse(nlh, op.set.get());
+			break;
+		case NFT_MSG_NEWOBJ:
+		case NFT_MSG_DELOBJ:
+			op.obj.reset(nftnl_obj_alloc());
+			r = nftnl_obj_nlmsg_parse(nlh, op.obj.get());
 			break;
 		default:
 			break;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Chain names and comments: stable across processes, and readable back. */
+/* Attachment names and comments: stable across processes, and readable back. */
 #include <doctest/doctest.h>
 
 #include <set>
@@ -15,17 +15,18 @@ const std::string kId64 = "0123456789abcdef0123456789abcdef0123456789abcdef01234
 
 } /* namespace */
 
-TEST_CASE("chain names are FNV-1a of network, container ID and ifname (fixed vectors)")
+TEST_CASE("attachment names are FNV-1a of network, container ID and ifname (fixed vectors)")
 {
 	/* Computed independently: FNV-1a 64 of "podman\0<id>\0eth0" and "cbr0\0abc\0eth1". */
-	CHECK(dnatChainName({ "podman", kId64, "eth0" }) == "pm-63f2bd6e203647a9");
-	CHECK(dnatChainName({ "cbr0", "abc", "eth1" }) == "pm-c9aed3c470e5e1c4");
-	CHECK(masqChainName({ "cbr0", "abc", "eth1" }) == "pm-c9aed3c470e5e1c4-masq");
+	CHECK(attachmentName({ "podman", kId64, "eth0" }) == "pm-63f2bd6e203647a9");
+	CHECK(attachmentName({ "cbr0", "abc", "eth1" }) == "pm-c9aed3c470e5e1c4");
+	CHECK(recordName({ "cbr0", "abc", "eth1" }, 0) == "pm-c9aed3c470e5e1c4");
+	CHECK(recordName({ "cbr0", "abc", "eth1" }, 2) == "pm-c9aed3c470e5e1c4-2");
 	/* The empty attachment still hashes its two separators. */
-	CHECK(dnatChainName({ "", "", "" }).size() == 19);
+	CHECK(attachmentName({ "", "", "" }).size() == 19);
 }
 
-TEST_CASE("every field takes part in the chain name, and the separators keep fields apart")
+TEST_CASE("every field takes part in the attachment name, and the separators keep fields apart")
 {
 	std::set<std::string> names;
 	for (const Attachment &a : std::vector<Attachment>{ { "net", "id", "eth0" },
@@ -34,7 +35,7 @@ TEST_CASE("every field takes part in the chain name, and the separators keep fie
 							    { "net", "id", "eth1" },
 							    { "ne", "tid", "eth0" },
 							    { "net", "ide", "th0" } })
-		names.insert(dnatChainName(a));
+		names.insert(attachmentName(a));
 	CHECK(names.size() == 6);
 	for (const auto &n : names) {
 		CHECK(n.rfind("pm-", 0) == 0);

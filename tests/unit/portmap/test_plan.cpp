@@ -64,7 +64,7 @@ TEST_CASE("a hostIP of one family applies to that family only; 0.0.0.0 and :: me
 	auto none = makePlan(kWho, { pm(2, 20, Protocol::TCP, ip("2001:db8::1")) }, prefix("10.88.0.2/16"),
 			     std::nullopt, true, false, {}, {});
 	CHECK(none.rules.empty());
-	CHECK_FALSE(none.hasMasquerade());
+	CHECK(planMasqSets(none).empty());
 	CHECK(planKeys(none).empty());
 }
 
@@ -75,39 +75,37 @@ TEST_CASE("identical mappings give one rule")
 	CHECK(p.rules.size() == 1);
 }
 
-TEST_CASE("port keys: fields padded to 4 bytes, port in network byte order")
+TEST_CASE("port elements: keys padded to 4 bytes per field, data is container address . port")
 {
-	ElementKey any4 = portKey({ pm(8080, 80), ip("10.88.0.2") });
-	CHECK(any4.map == MapId::Ports4);
-	CHECK(any4.key == Bytes{ 6, 0, 0, 0, 0x1f, 0x90, 0, 0 });
-	CHECK(any4.text == "tcp . 8080");
+	PlannedElement any4 = portElement({ pm(8080, 80), ip("10.88.0.2") });
+	CHECK(any4.key.map == MapId::Ports4);
+	CHECK(any4.key.key == Bytes{ 6, 0, 0, 0, 0x1f, 0x90, 0, 0 });
+	CHECK(any4.key.text == "tcp . 8080");
+	CHECK(any4.key.setName() == "ports4");
+	CHECK(any4.data == Bytes{ 10, 88, 0, 2, 0, 80, 0, 0 });
+	CHECK(any4.dataText == "10.88.0.2 . 80");
 
-	ElementKey any6 = portKey({ pm(53, 53, Protocol::UDP), ip("fd00::2") });
-	CHECK(any6.map == MapId::Ports6);
-	CHECK(any6.key == Bytes{ 17, 0, 0, 0, 0, 53, 0, 0 });
-	CHECK(any6.text == "udp . 53");
+	PlannedElement any6 = portElement({ pm(53, 53, Protocol::UDP), ip("fd00::2") });
+	CHECK(any6.key.map == MapId::Ports6);
+	CHECK(any6.key.key == Bytes{ 17, 0, 0, 0, 0, 53, 0, 0 });
+	CHECK(any6.key.text == "udp . 53");
+	REQUIRE(any6.data.size() == 20);
+	CHECK(Bytes(any6.data.begin() + 16, any6.data.end()) == Bytes{ 0, 53, 0, 0 });
+	CHECK(any6.dataText == "fd00::2 . 53");
 
-	ElementKey addr4 = portKey({ pm(65535, 1, Protocol::SCTP, ip("192.0.2.1")), ip("10.88.0.2") });
-	CHECK(addr4.map == MapId::AddrPorts4);
-	CHECK(addr4.key == Bytes{ 192, 0, 2, 1, 132, 0, 0, 0, 0xff, 0xff, 0, 0 });
-	CHECK(addr4.text == "192.0.2.1 . sctp . 65535");
+	PlannedElement addr4 = portElement({ pm(65535, 1, Protocol::SCTP, ip("192.0.2.1")), ip("10.88.0.2") });
+	CHECK(addr4.key.map == MapId::AddrPorts4);
+	CHECK(addr4.key.key == Bytes{ 192, 0, 2, 1, 132, 0, 0, 0, 0xff, 0xff, 0, 0 });
+	CHECK(addr4.key.text == "192.0.2.1 . sctp . 65535");
 
-	ElementKey addr6 = portKey({ pm(443, 8443, Protocol::TCP, ip("2001:db8::1")), ip("fd00::2") });
-	CHECK(addr6.map == MapId::AddrPorts6);
-	REQUIRE(addr6.key.size() == 24);
-	CHECK(Bytes(addr6.key.begin(), addr6.key.begin() + 16) ==
+	PlannedElement addr6 = portElement({ pm(443, 8443, Protocol::TCP, ip("2001:db8::1")), ip("fd00::2") });
+	CHECK(addr6.key.map == MapId::AddrPorts6);
+	REQUIRE(addr6.key.key.size() == 24);
+	CHECK(Bytes(addr6.key.key.begin(), addr6.key.key.begin() + 16) ==
 	      Bytes{ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 });
-	CHECK(Bytes(addr6.key.begin() + 16, addr6.key.end()) == Bytes{ 6, 0, 0, 0, 0x01, 0xbb, 0, 0 });
-	CHECK(addr6.text == "2001:db8::1 . tcp . 443");
-
-	ElementKey m4 = masqKey(ip("10.88.0.2"));
-	CHECK(m4.map == MapId::Masq4);
-	CHECK(m4.key == Bytes{ 10, 88, 0, 2 });
-	CHECK(m4.text == "10.88.0.2");
-	ElementKey m6 = masqKey(ip("fd00::2"));
-	CHECK(m6.map == MapId::Masq6);
-	CHECK(m6.key.size() == 16);
-	CHECK(m6.text == "fd00::2");
+	CHECK(Bytes(addr6.key.key.begin() + 16, addr6.key.key.end()) == Bytes{ 6, 0, 0, 0, 0x01, 0xbb, 0, 0 });
+	CHECK(addr6.key.text == "2001:db8::1 . tcp . 443");
+	CHECK(addr6.dataText == "fd00::2 . 8443");
 }
 
 TEST_CASE("keyText renders what the kernel stores, and bytes of a wrong length as hex")
@@ -115,40 +113,82 @@ TEST_CASE("keyText renders what the kernel stores, and bytes of a wrong length a
 	CHECK(keyText(MapId::Ports4, Bytes{ 6, 0, 0, 0, 0, 80, 0, 0 }) == "tcp . 80");
 	CHECK(keyText(MapId::Ports4, Bytes{ 1, 0, 0, 0, 0, 80, 0, 0 }) == "1 . 80");
 	CHECK(keyText(MapId::Masq4, Bytes{ 1, 2, 3 }) == "0x010203");
+	CHECK(keyText(MapId::Masq4, Bytes{ 10, 88, 0, 2, 10, 88, 0, 0 }) == "10.88.0.2 . 10.88.0.0");
 	CHECK(keyText(MapId::AddrPorts4, Bytes{ 127, 0, 0, 1, 17, 0, 0, 0, 0x13, 0x88, 0, 0 }) ==
 	      "127.0.0.1 . udp . 5000");
 }
 
-TEST_CASE("planKeys: port keys in rule order without duplicates, then masquerade keys")
+TEST_CASE("planElements: port keys in rule order without duplicates, then masquerade pairs")
 {
 	auto p = makePlan(kWho,
 			  { pm(8080, 80), pm(8080, 81, Protocol::TCP, ip("0.0.0.0")),
 			    pm(9090, 90, Protocol::UDP, ip("192.0.2.1")) },
 			  prefix("10.88.0.2/16"), prefix("fd00::2/64"), true, false, {}, {});
-	auto keys = planKeys(p);
-	std::vector<std::string> texts;
-	std::vector<MapId> maps;
-	for (const auto &k : keys) {
-		texts.push_back(k.text);
-		maps.push_back(k.map);
+	auto elems = planElements(p);
+	std::vector<std::string> texts, sets, data;
+	for (const auto &e : elems) {
+		texts.push_back(e.key.text);
+		sets.push_back(e.key.setName());
+		data.push_back(e.dataText);
 	}
+	/* The first rule for a key wins: tcp . 8080 goes to port 80, not 81. */
 	CHECK(texts == std::vector<std::string>{ "tcp . 8080", "tcp . 8080", "192.0.2.1 . udp . 9090",
-						  "10.88.0.2", "fd00::2" });
-	CHECK(maps == std::vector<MapId>{ MapId::Ports4, MapId::Ports6, MapId::AddrPorts4, MapId::Masq4,
-					  MapId::Masq6 });
+						  "10.88.0.2 . 10.88.0.0", "10.88.0.2 . 127.0.0.0",
+						  "fd00::2 . fd00::" });
+	CHECK(sets == std::vector<std::string>{ "ports4", "ports6", "addrports4", "masq4-16", "masq4-8",
+						 "masq6-64" });
+	CHECK(data == std::vector<std::string>{ "10.88.0.2 . 80", "fd00::2 . 80", "10.88.0.2 . 90", "", "", "" });
+	CHECK(planKeys(p).size() == elems.size());
+	CHECK(planMasqSets(p) == std::vector<MasqSet>{ { Family::IPv4, 16 }, { Family::IPv4, 8 }, { Family::IPv6, 64 } });
 }
 
-TEST_CASE("masquerade follows snat and the families that have rules")
+TEST_CASE("masquerade follows snat, masqAll and the families that have rules")
 {
 	auto v4only = makePlan(kWho, { pm(1, 1, Protocol::TCP, ip("192.0.2.1")) }, prefix("10.88.0.2/16"),
 			       prefix("fd00::2/64"), true, false, {}, {});
-	CHECK(v4only.hasMasquerade());
-	auto keys = planKeys(v4only);
-	REQUIRE(keys.size() == 2);
-	CHECK(keys[1] == masqKey(ip("10.88.0.2")));
+	CHECK(planMasqSets(v4only) == std::vector<MasqSet>{ { Family::IPv4, 16 }, { Family::IPv4, 8 } });
+	CHECK(planKeys(v4only).size() == 3);
 
 	auto nosnat = makePlan(kWho, { pm(1, 1) }, prefix("10.88.0.2/16"), prefix("fd00::2/64"), false,
 			       false, {}, {});
-	CHECK_FALSE(nosnat.hasMasquerade());
+	CHECK(planMasqSets(nosnat).empty());
 	CHECK(planKeys(nosnat).size() == 2);
+
+	/* masqAll: every source, the prefix of length 0, instead of subnet and localhost. */
+	auto all = makePlan(kWho, { pm(1, 1) }, prefix("10.88.0.2/16"), prefix("fd00::2/64"), true, true, {}, {});
+	CHECK(planMasqSets(all) == std::vector<MasqSet>{ { Family::IPv4, 0 }, { Family::IPv6, 0 } });
+	auto keys = planKeys(all);
+	REQUIRE(keys.size() == 4);
+	CHECK(keys[2].text == "10.88.0.2 . 0.0.0.0");
+	CHECK(keys[2].setName() == "masq4-0");
+	CHECK(keys[3].text == "fd00::2 . ::");
+}
+
+TEST_CASE("conditions guard their family: a guard element and a chain rule per DNAT of that family")
+{
+	Condition c;
+	c.field = Condition::Field::IpSaddr;
+	c.prefixes = { prefix("192.0.2.0/24") };
+	auto p = makePlan(kWho, { pm(8080, 80) }, prefix("10.88.0.2/16"), prefix("fd00::2/64"), false, false,
+			  { c }, {});
+	CHECK(p.guardedV4);
+	CHECK_FALSE(p.guardedV6);
+	CHECK(p.hasChain());
+	REQUIRE(p.chainRules().size() == 1);
+	CHECK(p.chainRules()[0].family() == Family::IPv4);
+	std::vector<std::string> sets;
+	for (const auto &e : planElements(p))
+		sets.push_back(e.key.setName() + " " + e.dataText);
+	CHECK(sets == std::vector<std::string>{ "ports4 10.88.0.2 . 80", "ports6 fd00::2 . 80",
+						 "guard4 jump " + attachmentName(kWho) });
+}
+
+TEST_CASE("masq set names parse back, and nothing else does")
+{
+	CHECK(masqSetName(Family::IPv4, 16) == "masq4-16");
+	CHECK(parseMasqSetName("masq4-16") == MasqSet{ Family::IPv4, 16 });
+	CHECK(parseMasqSetName("masq6-128") == MasqSet{ Family::IPv6, 128 });
+	CHECK(parseMasqSetName("masq4-0") == MasqSet{ Family::IPv4, 0 });
+	for (const char *bad : { "masq4-33", "masq4-016", "masq4-", "masq4-x", "masq6-129", "ports4", "masq5-1" })
+		CHECK_FALSE(parseMasqSetName(bad));
 }

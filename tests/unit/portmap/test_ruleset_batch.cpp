@@ -2,14 +2,20 @@
 /*
  * The layout built into a Batch, parsed back message by message with
  * libnftnl, and decoded with the decoders the plugin uses on kernel dumps:
- * what addAttachment writes, decodeDnatRule/decodeMasqRule must read back.
+ * what addSkeleton, addRecord, addChain and addElements write, the decoders
+ * (decodeRecord, decodeDnatRule, decodeMasqRule, elementDnat) must read back.
  */
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/udata.h>
 
 #include "nft/expr.hpp"
@@ -85,10 +91,10 @@ AttachmentPlan samplePlan(bool snat = true, bool masqAll = false, Conditions c4 
 
 } /* namespace */
 
-TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorities, dispatch")
+TEST_CASE("skeleton: table, eight typed maps, nat base chains at the given priorities, dispatch")
 {
 	auto ops = build([](nft::Batch &b) { addSkeleton(b, Priorities{ -110, 120 }); });
-	REQUIRE(ops.size() == 1 + 6 + 4 + 2 + 4 + 2);
+	REQUIRE(ops.size() == 1 + 8 + 4 + 2 + 8);
 
 	/* add table inet nft-portmap, exclusively, with a comment */
 	REQUIRE(ops[0].type == NFT_MSG_NEWTABLE);
@@ -103,17 +109,22 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 		const char *name;
 		std::uint32_t type;
 		std::uint32_t len;
+		std::optional<std::uint32_t> dataType; /* nullopt: verdict */
+		std::uint32_t dataLen;
 	};
 	/* Concatenated nft type ids, 6 bits each, the first field highest. */
+	const std::uint32_t addr4port = (7u << 6) | 13u, addr6port = (8u << 6) | 13u;
 	const MapWant maps[] = {
-		{ "ports4", (12u << 6) | 13u, 8 },
-		{ "ports6", (12u << 6) | 13u, 8 },
-		{ "addrports4", 0x730d, 12 }, /* as nft 1.0.6 writes ipv4_addr . inet_proto . inet_service */
-		{ "addrports6", (8u << 12) | (12u << 6) | 13u, 24 },
-		{ "masq4", 7, 4 },
-		{ "masq6", 8, 16 },
+		{ "ports4", (12u << 6) | 13u, 8, addr4port, 8 },
+		{ "ports6", (12u << 6) | 13u, 8, addr6port, 20 },
+		{ "addrports4", 0x730d, 12, addr4port, 8 }, /* as nft 1.0.6 writes ipv4_addr . inet_proto . inet_service */
+		{ "addrports6", (8u << 12) | (12u << 6) | 13u, 24, addr6port, 20 },
+		{ "guard4", (12u << 6) | 13u, 8, std::nullopt, 0 },
+		{ "guard6", (12u << 6) | 13u, 8, std::nullopt, 0 },
+		{ "addrguard4", 0x730d, 12, std::nullopt, 0 },
+		{ "addrguard6", (8u << 12) | (12u << 6) | 13u, 24, std::nullopt, 0 },
 	};
-	for (std::size_t i = 0; i < 6; i++) {
+	for (std::size_t i = 0; i < 8; i++) {
 		const Op &op = ops[1 + i];
 		REQUIRE(op.type == NFT_MSG_NEWSET);
 		nftnl_set *s = op.set.get();
@@ -121,9 +132,25 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 		CHECK(nftnl_set_get_u32(s, NFTNL_SET_FLAGS) == NFT_SET_MAP);
 		CHECK(nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE) == maps[i].type);
 		CHECK(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == maps[i].len);
-		CHECK(nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE) == NFT_DATA_VERDICT);
 		CHECK(nftnl_set_is_set(s, NFTNL_SET_ID));
 		CHECK(setComment(s).has_value());
+		/* A data map counts per element: its set carries a counter expression. */
+		int counters = 0;
+		nftnl_set_expr_foreach(
+			s,
+			[](nftnl_expr *e, void *data) {
+				*static_cast<int *>(data) += str(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter";
+				return 0;
+			},
+			&counters);
+		if (maps[i].dataType) {
+			CHECK(nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE) == *maps[i].dataType);
+			CHECK(nftnl_set_get_u32(s, NFTNL_SET_DATA_LEN) == maps[i].dataLen);
+			CHECK(counters == 1);
+		} else {
+			CHECK(nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE) == NFT_DATA_VERDICT);
+			CHECK(counters == 0);
+		}
 	}
 
 	struct ChainWant {
@@ -138,7 +165,7 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 		{ "postrouting", NF_INET_POST_ROUTING, 120 },
 	};
 	for (std::size_t i = 0; i < 4; i++) {
-		const Op &op = ops[7 + i];
+		const Op &op = ops[9 + i];
 		REQUIRE(op.type == NFT_MSG_NEWCHAIN);
 		nftnl_chain *c = op.chain.get();
 		CHECK(chainOf(op) == chains[i].name);
@@ -152,9 +179,9 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 	}
 
 	/* prerouting, output: fib daddr type local jump dispatch */
-	for (std::size_t i : { 11, 12 }) {
+	for (std::size_t i : { 13, 14 }) {
 		REQUIRE(ops[i].type == NFT_MSG_NEWRULE);
-		CHECK(chainOf(ops[i]) == (i == 11 ? "prerouting" : "output"));
+		CHECK(chainOf(ops[i]) == (i == 13 ? "prerouting" : "output"));
 		nft::expr::Reader rd(ops[i].rule.get());
 		CHECK(rd.fibDaddrType(NFT_REG_1));
 		std::uint32_t local = RTN_LOCAL;
@@ -165,21 +192,27 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 		CHECK(rd.done());
 	}
 
-	/* dispatch: the vmap lookups, hostIP maps first */
+	/* dispatch: per family, hostIP keys first; the guard vmap before the data map of the same key */
 	struct Lookup {
 		std::uint8_t nfproto;
 		std::optional<std::uint32_t> daddrOffset, daddrLen;
 		std::uint32_t protoReg, portReg;
 		const char *map;
+		std::optional<std::uint32_t> natPortReg; /* nullopt: a vmap */
 	};
 	const Lookup lookups[] = {
-		{ NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02, "addrports4" },
-		{ NFPROTO_IPV4, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "ports4" },
-		{ NFPROTO_IPV6, 24, 16, NFT_REG32_04, NFT_REG32_05, "addrports6" },
-		{ NFPROTO_IPV6, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "ports6" },
+		{ NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02, "addrguard4", std::nullopt },
+		{ NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02, "addrports4", NFT_REG32_01 },
+		{ NFPROTO_IPV4, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "guard4", std::nullopt },
+		{ NFPROTO_IPV4, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "ports4", NFT_REG32_01 },
+		{ NFPROTO_IPV6, 24, 16, NFT_REG32_04, NFT_REG32_05, "addrguard6", std::nullopt },
+		{ NFPROTO_IPV6, 24, 16, NFT_REG32_04, NFT_REG32_05, "addrports6", NFT_REG32_04 },
+		{ NFPROTO_IPV6, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "guard6", std::nullopt },
+		{ NFPROTO_IPV6, std::nullopt, std::nullopt, NFT_REG_1, NFT_REG32_01, "ports6", NFT_REG32_04 },
 	};
-	for (std::size_t i = 0; i < 4; i++) {
-		const Op &op = ops[13 + i];
+	for (std::size_t i = 0; i < 8; i++) {
+		const Op &op = ops[15 + i];
+		CAPTURE(lookups[i].map);
 		CHECK(chainOf(op) == "dispatch");
 		nft::expr::Reader rd(op.rule.get());
 		CHECK(rd.meta(NFT_META_NFPROTO, NFT_REG_1));
@@ -192,148 +225,175 @@ TEST_CASE("skeleton: table, six typed maps, nat base chains at the given priorit
 		auto l = rd.lookup(NFT_REG_1);
 		REQUIRE(l);
 		CHECK(l->set == lookups[i].map);
-		CHECK(l->dreg == std::optional<std::uint32_t>(NFT_REG_VERDICT));
 		CHECK_FALSE(l->invert);
+		if (lookups[i].natPortReg) {
+			/* dnat ip to <key> map @ports4: the address lands in reg 1, the port after it */
+			CHECK(l->dreg == std::optional<std::uint32_t>(NFT_REG_1));
+			CHECK(rd.dnat(NFT_REG_1, *lookups[i].natPortReg) ==
+			      std::optional<std::uint32_t>(lookups[i].nfproto));
+		} else {
+			CHECK(l->dreg == std::optional<std::uint32_t>(NFT_REG_VERDICT));
+		}
 		CHECK(rd.done());
-		/* Not a DNAT rule, and the decoder says where it stopped. */
-		auto d = decodeDnatRule(op.rule.get());
-		CHECK_FALSE(d);
-	}
-
-	/* postrouting: ct status dnat ip daddr vmap @masq4 / ip6 ... @masq6 */
-	for (std::size_t i = 0; i < 2; i++) {
-		const Op &op = ops[17 + i];
-		CHECK(chainOf(op) == "postrouting");
-		nft::expr::Reader rd(op.rule.get());
-		CHECK(rd.ct(NFT_CT_STATUS, NFT_REG_1));
-		std::uint32_t dnat = 0x20, zero = 0;
-		Bytes m(4), z(4);
-		std::memcpy(m.data(), &dnat, 4);
-		std::memcpy(z.data(), &zero, 4);
-		CHECK(rd.bitwise(NFT_REG_1) == m);
-		CHECK(rd.cmp(NFT_REG_1, NFT_CMP_NEQ) == z);
-		CHECK(rd.meta(NFT_META_NFPROTO, NFT_REG_1));
-		CHECK(rd.cmp(NFT_REG_1, NFT_CMP_EQ) == Bytes{ i == 0 ? std::uint8_t{ NFPROTO_IPV4 } : std::uint8_t{ NFPROTO_IPV6 } });
-		CHECK(rd.payload(NFT_PAYLOAD_NETWORK_HEADER, i == 0 ? 16 : 24, i == 0 ? 4 : 16, NFT_REG_1));
-		auto l = rd.lookup(NFT_REG_1);
-		REQUIRE(l);
-		CHECK(l->set == (i == 0 ? "masq4" : "masq6"));
-		CHECK(l->dreg == std::optional<std::uint32_t>(NFT_REG_VERDICT));
-		CHECK(rd.done());
+		/* Not a DNAT rule of an attachment chain, and the decoder says where it stopped. */
+		CHECK_FALSE(decodeDnatRule(op.rule.get()));
 	}
 }
 
-TEST_CASE("attachment: chains with comments, rules that decode to the plan, owned elements")
+TEST_CASE("masq sets: one hash set per source prefix length, and its rule decodes back")
+{
+	for (const MasqSet m : { MasqSet{ Family::IPv4, 16 }, MasqSet{ Family::IPv4, 0 }, MasqSet{ Family::IPv6, 64 } }) {
+		auto ops = build([&m](nft::Batch &b) { addMasqSet(b, m); });
+		REQUIRE(ops.size() == 2);
+		REQUIRE(ops[0].type == NFT_MSG_NEWSET);
+		nftnl_set *s = ops[0].set.get();
+		CHECK(str(nftnl_set_get_str(s, NFTNL_SET_NAME)) == masqSetName(m.family, m.sourceLength));
+		/* A plain hash set: neither a map nor an interval set (both cost O(n) per commit). */
+		CHECK(nftnl_set_get_u32(s, NFTNL_SET_FLAGS) == 0);
+		CHECK(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == (m.family == Family::IPv4 ? 8u : 32u));
+		REQUIRE(ops[1].type == NFT_MSG_NEWRULE);
+		CHECK(chainOf(ops[1]) == "postrouting");
+		auto back = decodeMasqRule(ops[1].rule.get());
+		REQUIRE_MESSAGE(back, back.error());
+		CHECK(*back == m);
+		/* ct status dnat ip daddr . ip saddr & <mask> @set */
+		nft::expr::Reader rd(ops[1].rule.get());
+		CHECK(rd.ct(NFT_CT_STATUS, NFT_REG_1));
+		std::uint32_t dnat = 0x20, zero = 0;
+		Bytes mk(4), z(4);
+		std::memcpy(mk.data(), &dnat, 4);
+		std::memcpy(z.data(), &zero, 4);
+		CHECK(rd.bitwise(NFT_REG_1) == mk);
+		CHECK(rd.cmp(NFT_REG_1, NFT_CMP_NEQ) == z);
+	}
+	/* The skeleton repaired writes the rules of the masq sets it is given, sets untouched. */
+	auto ops = build([](nft::Batch &b) {
+		addSkeleton(b, Priorities{}, true, { MasqSet{ Family::IPv4, 24 }, MasqSet{ Family::IPv6, 0 } });
+	});
+	std::vector<MasqSet> rules;
+	std::size_t flushes = 0;
+	for (const auto &op : ops) {
+		flushes += op.type == NFT_MSG_DELRULE;
+		if (op.type == NFT_MSG_NEWRULE && chainOf(op) == "postrouting")
+			rules.push_back(*decodeMasqRule(op.rule.get()));
+		if (op.type == NFT_MSG_NEWSET)
+			CHECK(str(nftnl_set_get_str(op.set.get(), NFTNL_SET_NAME)).rfind("masq", 0) != 0);
+	}
+	CHECK(flushes == 4);
+	CHECK((ops[0].flags & NLM_F_EXCL) == 0);
+	CHECK(rules == std::vector<MasqSet>{ { Family::IPv4, 24 }, { Family::IPv6, 0 } });
+}
+
+TEST_CASE("attachment: a record object, then one exclusive element per key with the owner's comment")
 {
 	const AttachmentPlan plan = samplePlan();
 	REQUIRE(plan.rules.size() == 4);
-	auto ops = build([&plan](nft::Batch &b) { addAttachment(b, plan, false, false); });
+	const auto elements = planElements(plan);
+	auto ops = build([&](nft::Batch &b) {
+		addRecord(b, plan);
+		addChain(b, plan, false);
+		addElements(b, elements, attachmentComment(kWho), attachmentName(kWho));
+	});
 
-	const std::string dnat = dnatChainName(kWho), masq = masqChainName(kWho);
-	std::size_t i = 0;
+	/* counter pm-<hash> { comment "..." }, exclusive; no chain without conditions */
+	REQUIRE(ops.size() == 1 + elements.size());
+	REQUIRE(ops[0].type == NFT_MSG_NEWOBJ);
+	CHECK((ops[0].flags & NLM_F_EXCL) != 0);
+	CHECK(str(nftnl_obj_get_str(ops[0].obj.get(), NFTNL_OBJ_NAME)) == attachmentName(kWho));
+	CHECK(nftnl_obj_get_u32(ops[0].obj.get(), NFTNL_OBJ_TYPE) == NFT_OBJECT_COUNTER);
+	CHECK(objectComment(ops[0].obj.get()) == attachmentComment(kWho));
+	auto back = decodeRecord(kWho, { ops[0].obj.get() });
+	REQUIRE_MESSAGE(back, back.error());
+	CHECK(back->rules == plan.rules);
+	CHECK(back->containerV4 == plan.containerV4);
+	CHECK(back->containerV6 == plan.containerV6);
+	CHECK(planKeys(*back) == planKeys(plan));
 
-	REQUIRE(ops[i].type == NFT_MSG_NEWCHAIN);
-	CHECK((ops[i].flags & NLM_F_EXCL) != 0);
-	CHECK(chainOf(ops[i]) == dnat);
-	CHECK_FALSE(nftnl_chain_is_set(ops[i].chain.get(), NFTNL_CHAIN_HOOKNUM));
-	CHECK(chainComment(ops[i].chain.get()) == attachmentComment(kWho));
-	i++;
-
-	std::vector<DnatRule> decoded;
-	for (; i < ops.size() && ops[i].type == NFT_MSG_NEWRULE; i++) {
-		CHECK(chainOf(ops[i]) == dnat);
-		auto d = decodeDnatRule(ops[i].rule.get());
-		REQUIRE_MESSAGE(d, d.error());
-		decoded.push_back(*d);
-	}
-	CHECK(decoded == plan.rules);
-
-	REQUIRE(ops[i].type == NFT_MSG_NEWCHAIN);
-	CHECK(chainOf(ops[i]) == masq);
-	CHECK(chainComment(ops[i].chain.get()) == attachmentComment(kWho));
-	i++;
-	std::vector<std::pair<std::string, std::string>> masqRules;
-	for (; i < ops.size() && ops[i].type == NFT_MSG_NEWRULE; i++) {
-		CHECK(chainOf(ops[i]) == masq);
-		auto m = decodeMasqRule(ops[i].rule.get());
-		REQUIRE_MESSAGE(m, m.error());
-		masqRules.emplace_back(m->containerAddr.toString(), m->source ? m->source->toString() : "*");
-		/* And a masquerade rule is not a DNAT rule. */
-		CHECK_FALSE(decodeDnatRule(ops[i].rule.get()));
-	}
-	CHECK(masqRules == std::vector<std::pair<std::string, std::string>>{
-				   { "10.88.0.2", "10.88.0.0/16" },
-				   { "10.88.0.2", "127.0.0.0/8" },
-				   { "fd00::2", "fd00::/64" } });
-
-	/* One exclusive NEWSETELEM per key, jumping to the owner's chain, with its comment. */
-	const auto keys = planKeys(plan);
-	REQUIRE(ops.size() - i == keys.size());
-	for (const auto &k : keys) {
-		const Op &op = ops[i++];
+	for (std::size_t i = 0; i < elements.size(); i++) {
+		const Op &op = ops[1 + i];
+		const ElementKey &k = elements[i].key;
 		REQUIRE(op.type == NFT_MSG_NEWSETELEM);
 		CHECK((op.flags & NLM_F_EXCL) != 0);
-		CHECK(str(nftnl_set_get_str(op.set.get(), NFTNL_SET_NAME)) == mapName(k.map));
+		CHECK(str(nftnl_set_get_str(op.set.get(), NFTNL_SET_NAME)) == k.setName());
 		auto elems = elementsOf(op.set.get());
 		REQUIRE(elems.size() == 1);
 		CHECK(elementKey(elems[0]) == k.key);
-		CHECK(keyText(k.map, elems[0]) == k.text);
-		bool isMasq = k.map == MapId::Masq4 || k.map == MapId::Masq6;
-		CHECK(elementTarget(elems[0]) == (isMasq ? masq : dnat));
 		CHECK(elementComment(elems[0]) == attachmentComment(kWho));
+		CHECK(elementData(elems[0]) == elements[i].data);
+		CHECK(elementDataText(k.map, elems[0]) == elements[i].dataText);
+		if (k.map == MapId::Ports4 || k.map == MapId::Ports6 || k.map == MapId::AddrPorts4 ||
+		    k.map == MapId::AddrPorts6) {
+			/* The element alone says what it DNATs to. */
+			auto d = elementDnat(k.map, elems[0]);
+			REQUIRE(d);
+			CHECK(std::find(plan.rules.begin(), plan.rules.end(), *d) != plan.rules.end());
+		}
 	}
 }
 
-TEST_CASE("re-adding into existing chains flushes them instead of creating them")
+TEST_CASE("records: round trip of every field, continuation objects when the rules do not fit")
 {
-	const AttachmentPlan plan = samplePlan();
-	auto ops = build([&plan](nft::Batch &b) { addAttachment(b, plan, true, true); });
-	REQUIRE(ops[0].type == NFT_MSG_DELRULE);
-	CHECK(chainOf(ops[0]) == dnatChainName(kWho));
-	CHECK_FALSE(nftnl_rule_is_set(ops[0].rule.get(), NFTNL_RULE_HANDLE));
-	std::size_t flushes = 0, newChains = 0;
-	for (const auto &op : ops) {
-		flushes += op.type == NFT_MSG_DELRULE;
-		newChains += op.type == NFT_MSG_NEWCHAIN;
+	AttachmentPlan plan = samplePlan(false, true);
+	plan.guardedV6 = true;
+	auto parts = encodeRecord(plan);
+	REQUIRE(parts.size() == 1);
+	CHECK(parts[0].size() <= 256);
+
+	/* 300 mappings need continuation objects pm-<hash>-1, -2, ... */
+	std::vector<PortMapping> many;
+	for (std::uint16_t p = 1; p <= 300; p++)
+		many.push_back(pm(static_cast<std::uint16_t>(10000 + p), p, p % 2 ? Protocol::TCP : Protocol::UDP,
+				  p % 3 ? std::nullopt : std::optional(ip("192.0.2.1"))));
+	AttachmentPlan big = makePlan(kWho, many, IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"),
+				      true, false, {}, {});
+	REQUIRE(big.rules.size() == 500); /* 200 without hostIP in both families, 100 with an IPv4 hostIP */
+	auto ops = build([&](nft::Batch &b) { addRecord(b, big); });
+	REQUIRE(ops.size() > 1);
+	std::vector<const nftnl_obj *> objs;
+	for (std::size_t i = 0; i < ops.size(); i++) {
+		REQUIRE(ops[i].type == NFT_MSG_NEWOBJ);
+		CHECK(str(nftnl_obj_get_str(ops[i].obj.get(), NFTNL_OBJ_NAME)) == recordName(kWho, static_cast<unsigned>(i)));
+		std::uint32_t len = 0;
+		nftnl_obj_get_data(ops[i].obj.get(), NFTNL_OBJ_USERDATA, &len);
+		CHECK(len <= 256);
+		objs.push_back(ops[i].obj.get());
 	}
-	CHECK(flushes == 2);
-	CHECK(newChains == 0);
+	auto n = recordParts(objs[0]);
+	REQUIRE(n);
+	CHECK(*n == ops.size());
+	auto back = decodeRecord(kWho, objs);
+	REQUIRE_MESSAGE(back, back.error());
+	CHECK(back->rules == big.rules);
+	CHECK(back->snat);
+	CHECK_FALSE(back->masqAll);
+	CHECK(encodeRecord(*back) == encodeRecord(big));
+
+	/* A missing part is an error, not a shorter record. */
+	objs.pop_back();
+	auto partial = decodeRecord(kWho, objs);
+	CHECK((!partial || partial->rules != big.rules));
 }
 
-TEST_CASE("snat off: no masquerade chain and no masquerade elements; masqAll: no source match")
-{
-	auto ops = build([](nft::Batch &b) { addAttachment(b, samplePlan(false), false, false); });
-	for (const auto &op : ops) {
-		CHECK(chainOf(op) != masqChainName(kWho));
-		if (op.type == NFT_MSG_NEWSETELEM)
-			CHECK(str(nftnl_set_get_str(op.set.get(), NFTNL_SET_NAME)).rfind("masq", 0) != 0);
-	}
-
-	auto all = build([](nft::Batch &b) { addAttachment(b, samplePlan(true, true), false, false); });
-	std::vector<std::string> addrs;
-	for (const auto &op : all) {
-		if (op.type != NFT_MSG_NEWRULE || chainOf(op) != masqChainName(kWho))
-			continue;
-		auto m = decodeMasqRule(op.rule.get());
-		REQUIRE_MESSAGE(m, m.error());
-		CHECK_FALSE(m->source);
-		addrs.push_back(m->containerAddr.toString());
-	}
-	CHECK(addrs == std::vector<std::string>{ "10.88.0.2", "fd00::2" });
-}
-
-TEST_CASE("conditions sit between the port match and the counter and do not disturb decoding")
+TEST_CASE("conditions: a chain with the guarded DNAT rules, closed by accept, and guard elements")
 {
 	auto c4 = parseConditions(Family::IPv4, { "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != veth*" });
 	auto c6 = parseConditions(Family::IPv6, { "ip6 saddr fd00::/8" });
 	REQUIRE(c4);
 	REQUIRE(c6);
 	const AttachmentPlan plan = samplePlan(true, false, *c4, *c6);
-	auto ops = build([&plan](nft::Batch &b) { addAttachment(b, plan, false, false); });
+	const std::string name = attachmentName(kWho);
+	auto ops = build([&](nft::Batch &b) {
+		addChain(b, plan, false);
+		addElements(b, planElements(plan), attachmentComment(kWho), name);
+	});
 
+	REQUIRE(ops[0].type == NFT_MSG_NEWCHAIN);
+	CHECK((ops[0].flags & NLM_F_EXCL) != 0);
+	CHECK(chainOf(ops[0]) == name);
+	CHECK(chainComment(ops[0].chain.get()) == attachmentComment(kWho));
 	std::vector<DnatRule> decoded;
-	std::size_t anonSets = 0;
-	for (std::size_t i = 0; i < ops.size(); i++) {
+	std::size_t anonSets = 0, accepts = 0, guards = 0;
+	for (std::size_t i = 1; i < ops.size(); i++) {
 		const Op &op = ops[i];
 		if (op.type == NFT_MSG_NEWSET) {
 			/* The set and its elements come right before the rule that uses them. */
@@ -343,27 +403,50 @@ TEST_CASE("conditions sit between the port match and the counter and do not dist
 			CHECK(ops[i + 1].type == NFT_MSG_NEWSETELEM);
 			CHECK(ops[i + 2].type == NFT_MSG_NEWRULE);
 		}
-		if (op.type != NFT_MSG_NEWRULE || chainOf(op) != dnatChainName(kWho))
+		if (op.type == NFT_MSG_NEWSETELEM && str(nftnl_set_get_str(op.set.get(), NFTNL_SET_NAME)).find("guard") != std::string::npos) {
+			guards++;
+			auto elems = elementsOf(op.set.get());
+			REQUIRE(elems.size() == 1);
+			CHECK(elementDataText(MapId::Guard4, elems[0]) == "jump " + name);
+		}
+		if (op.type != NFT_MSG_NEWRULE || chainOf(op) != name)
 			continue;
+		if (isAcceptRule(op.rule.get())) {
+			accepts++;
+			CHECK(i + 1 < ops.size());
+			continue;
+		}
+		CHECK(accepts == 0);
 		auto d = decodeDnatRule(op.rule.get());
 		REQUIRE_MESSAGE(d, d.error());
 		decoded.push_back(*d);
 	}
 	CHECK(anonSets == 2); /* one per IPv4 rule; the IPv6 condition is a single prefix */
 	CHECK(decoded == plan.rules);
+	CHECK(accepts == 1);
+	CHECK(guards == plan.rules.size());
+
+	/* Re-adding flushes the existing chain instead of creating it. */
+	auto again = build([&](nft::Batch &b) { addChain(b, plan, true); });
+	REQUIRE(again[0].type == NFT_MSG_DELRULE);
+	CHECK(chainOf(again[0]) == name);
+	CHECK_FALSE(nftnl_rule_is_set(again[0].rule.get(), NFTNL_RULE_HANDLE));
+	for (const auto &op : again)
+		CHECK(op.type != NFT_MSG_NEWCHAIN);
 }
 
-TEST_CASE("deleting: one DELSETELEM per key; a chain is flushed, then deleted")
+TEST_CASE("deleting: one DELSETELEM per key, the record objects, a chain flushed then deleted")
 {
 	const auto keys = planKeys(samplePlan());
 	auto ops = build([&keys](nft::Batch &b) {
 		deleteElements(b, keys);
 		deleteChain(b, "pm-0123456789abcdef");
+		deleteRecord(b, kWho, 2);
 	});
-	REQUIRE(ops.size() == keys.size() + 2);
+	REQUIRE(ops.size() == keys.size() + 4);
 	for (std::size_t i = 0; i < keys.size(); i++) {
 		CHECK(ops[i].type == NFT_MSG_DELSETELEM);
-		CHECK(str(nftnl_set_get_str(ops[i].set.get(), NFTNL_SET_NAME)) == mapName(keys[i].map));
+		CHECK(str(nftnl_set_get_str(ops[i].set.get(), NFTNL_SET_NAME)) == keys[i].setName());
 		auto elems = elementsOf(ops[i].set.get());
 		REQUIRE(elems.size() == 1);
 		CHECK(elementKey(elems[0]) == keys[i].key);
@@ -372,6 +455,12 @@ TEST_CASE("deleting: one DELSETELEM per key; a chain is flushed, then deleted")
 	CHECK(chainOf(ops[keys.size()]) == "pm-0123456789abcdef");
 	CHECK(ops[keys.size() + 1].type == NFT_MSG_DELCHAIN);
 	CHECK(chainOf(ops[keys.size() + 1]) == "pm-0123456789abcdef");
+	for (unsigned i = 0; i < 2; i++) {
+		const Op &op = ops[keys.size() + 2 + i];
+		CHECK(op.type == NFT_MSG_DELOBJ);
+		CHECK(str(nftnl_obj_get_str(op.obj.get(), NFTNL_OBJ_NAME)) == recordName(kWho, i));
+		CHECK(nftnl_obj_get_u32(op.obj.get(), NFTNL_OBJ_TYPE) == NFT_OBJECT_COUNTER);
+	}
 }
 
 namespace {
@@ -464,20 +553,38 @@ TEST_CASE("the decoders refuse shapes nft-portmap does not write, naming where")
 		auto r = rule();
 		auto d = decodeMasqRule(r.get());
 		REQUIRE_FALSE(d);
-		CHECK(d.error() == "not an nft-portmap masquerade rule: expected meta nfproto ipv4|ipv6 at expression 1, found end of rule");
+		CHECK(d.error() == "not an nft-portmap masquerade rule: expected ct status dnat at expression 1, found end of rule");
 	}
 }
 
-TEST_CASE("elementTarget reads only jumps")
+TEST_CASE("element readers: data, jumps, comments and counters")
 {
 	nft::SetElemPtr e(nftnl_set_elem_alloc());
-	CHECK_FALSE(elementTarget(e.get()));
-	nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NF_ACCEPT));
-	CHECK_FALSE(elementTarget(e.get()));
-	nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NFT_GOTO));
-	nftnl_set_elem_set_str(e.get(), NFTNL_SET_ELEM_CHAIN, "pm-x");
-	CHECK_FALSE(elementTarget(e.get()));
-	nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NFT_JUMP));
-	CHECK(elementTarget(e.get()) == "pm-x");
+	CHECK(elementDataText(MapId::Ports4, e.get()).empty());
+	CHECK(elementData(e.get()).empty());
 	CHECK_FALSE(elementComment(e.get()));
+	CHECK_FALSE(elementCounter(e.get()));
+	CHECK_FALSE(elementDnat(MapId::Ports4, e.get()));
+
+	const Bytes key{ 17, 0, 0, 0, 0, 53, 0, 0 }, data{ 10, 0, 0, 9, 0x13, 0x88, 0, 0 };
+	nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), 8);
+	nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_DATA, data.data(), 8);
+	CHECK(elementDataText(MapId::Ports4, e.get()) == "10.0.0.9 . 5000");
+	auto d = elementDnat(MapId::Ports4, e.get());
+	REQUIRE(d);
+	CHECK(d->mapping == pm(53, 5000, Protocol::UDP));
+	CHECK(d->containerAddr == ip("10.0.0.9"));
+	/* IPv6 data is 20 bytes: 8 bytes are not an IPv6 DNAT. */
+	CHECK_FALSE(elementDnat(MapId::Ports6, e.get()));
+
+	nftnl_expr *ctr = nftnl_expr_alloc("counter");
+	nftnl_expr_set_u64(ctr, NFTNL_EXPR_CTR_PACKETS, 3);
+	nftnl_expr_set_u64(ctr, NFTNL_EXPR_CTR_BYTES, 180);
+	nftnl_set_elem_add_expr(e.get(), ctr);
+	CHECK(elementCounter(e.get()) == std::optional(std::pair<std::uint64_t, std::uint64_t>(3, 180)));
+
+	nft::SetElemPtr g(nftnl_set_elem_alloc());
+	nftnl_set_elem_set_u32(g.get(), NFTNL_SET_ELEM_VERDICT, static_cast<std::uint32_t>(NFT_JUMP));
+	nftnl_set_elem_set_str(g.get(), NFTNL_SET_ELEM_CHAIN, "pm-x");
+	CHECK(elementDataText(MapId::Guard4, g.get()) == "jump pm-x");
 }
