@@ -245,24 +245,6 @@ bool isMasq(const ElementKey &k)
 	return k.map == ruleset::MapId::Masq4 || k.map == ruleset::MapId::Masq6;
 }
 
-/* The data map whose key a guard shares (for messages). */
-ruleset::MapId portElementMap(ruleset::MapId guard)
-{
-	using ruleset::MapId;
-	switch (guard) {
-	case MapId::Guard4:
-		return MapId::Ports4;
-	case MapId::Guard6:
-		return MapId::Ports6;
-	case MapId::AddrGuard4:
-		return MapId::AddrPorts4;
-	case MapId::AddrGuard6:
-		return MapId::AddrPorts6;
-	default:
-		return guard;
-	}
-}
-
 /* Whether an element as the kernel has it is what the plan wants. */
 bool sameElement(const ElementState &have, const ruleset::PlannedElement &want)
 {
@@ -372,8 +354,7 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 			 * same answer as the element: no second read to race.
 			 */
 			ElementKey shown = desired[i].key;
-			if (isGuard(shown))
-				shown.map = portElementMap(shown.map);
+			shown.map = ruleset::dataMapOf(shown.map);
 			return Unexpected(cni::Error{
 				cni::ErrPortConflict,
 				"host " + portDescription(shown) + " is already published by " +

@@ -488,20 +488,20 @@ Family familyOfMap(MapId m)
 	}
 }
 
+/* Each data map and the guard vmap that shares its keys. */
+constexpr std::pair<MapId, MapId> kGuards[] = {
+	{ MapId::Ports4, MapId::Guard4 },
+	{ MapId::Ports6, MapId::Guard6 },
+	{ MapId::AddrPorts4, MapId::AddrGuard4 },
+	{ MapId::AddrPorts6, MapId::AddrGuard6 },
+};
+
 MapId guardOf(MapId m)
 {
-	switch (m) {
-	case MapId::Ports4:
-		return MapId::Guard4;
-	case MapId::Ports6:
-		return MapId::Guard6;
-	case MapId::AddrPorts4:
-		return MapId::AddrGuard4;
-	case MapId::AddrPorts6:
-		return MapId::AddrGuard6;
-	default:
-		std::abort();
-	}
+	for (const auto &[data, guard] : kGuards)
+		if (data == m)
+			return guard;
+	std::abort();
 }
 
 std::string elementText(const ElementKey &k, const std::string &data)
@@ -728,6 +728,14 @@ bool MasqSet::operator<(const MasqSet &o) const
 {
 	return std::pair(family == Family::IPv6, sourceLength) <
 	       std::pair(o.family == Family::IPv6, o.sourceLength);
+}
+
+MapId dataMapOf(MapId m)
+{
+	for (const auto &[data, guard] : kGuards)
+		if (guard == m)
+			return data;
+	return m;
 }
 
 std::string ElementKey::setName() const

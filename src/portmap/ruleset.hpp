@@ -88,6 +88,8 @@ enum class MapId {
 };
 /* The name of a fixed map; for Masq4/Masq6 see masqSetName(). */
 const char *mapName(MapId m);
+/* The data map whose keys a guard map shares (any other map: itself). */
+MapId dataMapOf(MapId m);
 /* "masq4-16": the set of (container, source network) pairs of one prefix length. */
 std::string masqSetName(Family f, unsigned prefixLength);
 
