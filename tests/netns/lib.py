@@ -16,7 +16,9 @@ Names carry the test process id, so parallel tests never collide, and
 everything is removed on the way out, also on failure or SIGTERM.
 """
 
+import collections
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -182,15 +184,28 @@ class Reply:
 class Container:
     """A container namespace attached by the conflist, with its echo server."""
 
-    def __init__(self, name, ns, container_id, ifname, runner, mappings):
+    def __init__(self, name, ns, container_id, ifname, runner, mappings, network='',
+                 portmap=None):
         self.name = name
         self.ns = ns
         self.id = container_id
         self.ifname = ifname
         self.runner = runner
         self.mappings = mappings
+        self.network = network    # the conflist's name: part of the attachment's identity
+        self.portmap = portmap    # the plugin's extra configuration (snat, conditionsV4 ...)
         self.result = None
         self.server = None
+
+    def prefixes(self):
+        """(ipv4/len, ipv6/len) from the ADD result; None where absent."""
+        v4 = v6 = None
+        for ip in (self.result or {}).get('ips', []):
+            if is_v6(ip['address']):
+                v6 = v6 or ip['address']
+            else:
+                v4 = v4 or ip['address']
+        return v4, v6
 
     def addresses(self):
         """(ipv4, ipv6, gw4, gw6) from the ADD result; None where absent."""
@@ -202,6 +217,13 @@ class Container:
             elif not is_v6(addr) and v4 is None:
                 v4, gw4 = addr, ip.get('gateway')
         return v4, v6, gw4, gw6
+
+    def record_name(self):
+        """pm-<hash>: the attachment's record counter (and chain, with conditions)."""
+        return attachment_name(self.network, self.id, self.ifname)
+
+    def comment_matches(self, comment):
+        return comment_matches(comment, self.network, self.id, self.ifname)
 
     @property
     def ipv4(self):
@@ -410,7 +432,8 @@ class Topology:
         self._seq += 1
         ns = ns or self._namespace(f'c{self._seq}-{name}')
         cid = container_id or f'{name}-{os.getpid()}-{secrets.token_hex(6)}'
-        c = Container(name, ns, cid, ifname, self.runner(portmap, cni_version, net), mappings)
+        c = Container(name, ns, cid, ifname, self.runner(portmap, cni_version, net), mappings,
+                      network=self.network_name(net), portmap=portmap)
         self.containers.append(c)
         log(f'ADD container {name} (id {cid}) network {self.network_name(net)} if {ifname} '
             f'mappings={json.dumps(mappings)} portmap={json.dumps(portmap or {})}')
@@ -543,11 +566,128 @@ def fmt(addr, port):
     return f'[{addr}]:{port}' if is_v6(addr) else f'{addr}:{port}'
 
 
+# -- the plugin's names and comments (ruleset.hpp), computed independently ------
+
+COMMENT_MAX = 127          # nft comments are 128 bytes with their NUL
+CUT_MARKER = '~'
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def fnv1a32(data):
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def attachment_name(network, container_id, ifname):
+    """pm-<16 hex>: FNV-1a-64 of network NUL containerID NUL ifname (record and chain name)."""
+    data = b'\0'.join(x.encode() for x in (network, container_id, ifname))
+    return f'pm-{fnv1a64(data):016x}'
+
+
+def parse_comment(comment):
+    """(network, containerID, ifname) of "net=N id=I if=F", or None."""
+    m = re.fullmatch(r'net=(\S+) id=(\S+) if=(\S+)', comment or '')
+    return m.groups() if m else None
+
+
+def comment_field_matches(field, value):
+    """A field read from a comment is value, whole or cut: a prefix, '~' and the
+    8 hex digits of FNV-1a-32 of the whole value."""
+    if field == value:
+        return True
+    if len(field) < 9 or field[-9] != CUT_MARKER:
+        return False
+    prefix = field[:-9]
+    return (len(value) > len(prefix) and value.startswith(prefix)
+            and field[-8:] == f'{fnv1a32(value.encode()):08x}')
+
+
+def comment_matches(comment, network, container_id, ifname):
+    """Whether an nft comment names this attachment (exactly, or with fields cut)."""
+    fields = parse_comment(comment)
+    return fields is not None and len(comment.encode()) <= COMMENT_MAX and all(
+        comment_field_matches(f, v) for f, v in zip(fields, (network, container_id, ifname)))
+
+
+def canonical(value):
+    """JSON scalars with IP addresses in one spelling, so keys and data compare."""
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return value
+    return value
+
+
+def planned_elements(c):
+    """What the plugin must publish for container c, from its inputs (ruleset.hpp):
+    {(set name, key tuple): data}, data being (container address, port) in the
+    data maps, ('jump', pm-<hash>) in the guard maps and None in masq sets.
+
+    As the reference resolves mappings: 0.0.0.0/:: mean no hostIP; a hostIP
+    of one family applies to that family only; for one host key the first
+    mapping wins. snat (default true) adds per family with mappings
+    (container address . container subnet) and, for IPv4, (address .
+    127.0.0.0) to masq4-<len>/masq4-8; masqAll replaces both with (address .
+    0.0.0.0 / ::) in masq4-0 / masq6-0. conditionsV4/V6 claim the family's
+    keys in the guard maps as well.
+    """
+    pm = c.portmap or {}
+    out = {}
+    for cidr in c.prefixes():
+        if not cidr:
+            continue
+        iface = ipaddress.ip_interface(cidr)
+        fam = iface.version
+        addr = str(iface.ip)
+        guarded = bool(pm.get(f'conditionsV{fam}'))
+        used = False
+        for m in c.mappings or []:
+            host_ip = m.get('hostIP') or None
+            if host_ip is not None and ipaddress.ip_address(host_ip).is_unspecified:
+                host_ip = None
+            if host_ip is not None and ipaddress.ip_address(host_ip).version != fam:
+                continue
+            used = True
+            proto, port = m['protocol'].lower(), m['hostPort']
+            if host_ip is None:
+                key, dmap, gmap = (proto, port), f'ports{fam}', f'guard{fam}'
+            else:
+                key = (canonical(host_ip), proto, port)
+                dmap, gmap = f'addrports{fam}', f'addrguard{fam}'
+            out.setdefault((dmap, key), (addr, m['containerPort']))
+            if guarded:
+                out.setdefault((gmap, key), ('jump', c.record_name()))
+        if used and pm.get('snat', True):
+            if pm.get('masqAll', False):
+                zero = '0.0.0.0' if fam == 4 else '::'
+                out[(f'masq{fam}-0', (addr, zero))] = None
+            else:
+                out[(f'masq{fam}-{iface.network.prefixlen}',
+                     (addr, str(iface.network.network_address)))] = None
+                if fam == 4:
+                    out[('masq4-8', (addr, '127.0.0.0'))] = None
+    return out
+
+
+Element = collections.namedtuple('Element', 'set key data comment counter')
+
+
 class NftTable:
     """`nft -j list table` output, with the few queries the tests need.
 
     The text listing is kept too: nft 1.0.6 leaves chain comments (where
-    the plugin names network, container and ifname) out of its JSON.
+    the plugin names network, container and ifname of an attachment with
+    conditions) out of its JSON. Element and counter-object comments are in
+    the JSON.
     """
 
     def __init__(self, doc, text=''):
@@ -560,8 +700,16 @@ class NftTable:
     def chains(self):
         return {c['name']: c for c in self.of_kind('chain')}
 
+    def chain_comments(self):
+        """{chain name: comment} from the text listing."""
+        return dict(re.findall(r'chain (\S+) \{\n\s+comment "([^"]*)"', self.text))
+
     def rules(self, chain=None):
         return [r for r in self.of_kind('rule') if chain is None or r['chain'] == chain]
+
+    def records(self):
+        """{name: comment} of the named counter objects (the attachments' records)."""
+        return {o['name']: o.get('comment') for o in self.of_kind('counter')}
 
     def maps(self):
         """Maps and sets by name (both kinds live in the same namespace)."""
@@ -569,31 +717,56 @@ class NftTable:
         out.update({m['name']: m for m in self.of_kind('map')})
         return out
 
+    @staticmethod
+    def _tuple(value):
+        if isinstance(value, dict) and 'concat' in value:
+            return tuple(canonical(v) for v in value['concat'])
+        if isinstance(value, dict) and len(value) == 1:
+            verdict, arg = next(iter(value.items()))
+            if isinstance(arg, dict) and 'target' in arg:
+                return (verdict, arg['target'])
+        return (canonical(value),)
+
     def elements(self):
-        """(map name, key, value) of every element; value is None in plain sets."""
+        """Every element of every map and set as an Element.
+
+        nft 1.0.6 -j: a map element is [key, data], a set element is key;
+        a key with a comment or counter is {"elem": {"val": key, "comment":
+        ..., "counter": {...}}}.
+        """
         out = []
         for name, m in self.maps().items():
             for e in m.get('elem', []):
-                if isinstance(e, list) and len(e) == 2:
-                    out.append((name, e[0], e[1]))
-                else:
-                    out.append((name, e, None))
+                key, data = (e[0], e[1]) if isinstance(e, list) and len(e) == 2 else (e, None)
+                comment = counter = None
+                if isinstance(key, dict) and 'elem' in key:
+                    comment = key['elem'].get('comment')
+                    counter = key['elem'].get('counter')
+                    key = key['elem']['val']
+                out.append(Element(name, self._tuple(key),
+                                   None if data is None else self._tuple(data), comment, counter))
         return out
 
-    @staticmethod
-    def jump_targets(value):
-        """Chain names a verdict value jumps or goes to."""
-        return [v for path, v in walk(value)
-                if len(path) >= 2 and path[-2] in ('jump', 'goto') and path[-1] == 'target']
+    def element(self, set_name, key):
+        for e in self.elements():
+            if e.set == set_name and e.key == key:
+                return e
+        return None
 
-    def element_targets(self, key_matches):
-        """Chains targeted by elements whose key satisfies key_matches(scalars)."""
+    def masq_rule_sets(self):
+        """Sets that a masquerade rule of chain postrouting looks up."""
         found = set()
-        for _, key, value in self.elements():
-            scalars = [v for _, v in walk(key)]
-            if key_matches(scalars):
-                found.update(self.jump_targets(value))
+        for r in self.rules('postrouting'):
+            if any('masquerade' in x for x in r['expr']):
+                found.update(v[1:] for p, v in walk(r['expr'])
+                             if p and p[-1] == 'right' and isinstance(v, str) and v.startswith('@'))
         return found
+
+    @staticmethod
+    def rule_text(rule):
+        """A rule's expressions as JSON without counter values (which traffic changes)."""
+        return json.dumps([{'counter': None} if 'counter' in x else x for x in rule['expr']],
+                          sort_keys=True)
 
     def mentions(self, needle):
         """Where needle occurs: JSON scalars equal to (or containing) it, and text lines.

@@ -18,7 +18,9 @@ Register with @scenario(name) or, for one body per address family,
 
 import collections
 import copy
+import ipaddress
 import json
+import re
 import secrets
 
 import cnirun
@@ -78,9 +80,13 @@ def v6(t):
 def basic_tcp(t):
     """One TCP port published on IPv4 answers the client, and is gone after DEL."""
     a = t.add_container('a', [mapping(8080, 80)])
+    if not t.is_reference:
+        expect_present(t, a, [8080])
     t.expect_reply(t.client, 'tcp', HOST_V4, 8080, 'a', peer=lib.CLIENT_V4)
     t.delete_container(a)
     t.expect_no_reply(t.client, 'tcp', HOST_V4, 8080)
+    if not t.is_reference:
+        expect_clean_of(t, a, [8080])
 
 
 # -- per family ------------------------------------------------------------------
@@ -107,6 +113,8 @@ def protocols(t):
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
     check(a.ipv4 is not None if v4(t) else a.ipv4 is None, 'IPv4 address as configured')
     check(a.ipv6 is not None if v6(t) else a.ipv6 is None, 'IPv6 address as configured')
+    if not t.is_reference:
+        expect_present(t, a, [8080, 8081])
 
 
 @per_family('access_paths')
@@ -154,7 +162,13 @@ def host_ip(t):
         alt_maps.append(mapping(8080, 80, 'tcp', lib.HOST_V4_ALT))
     if v6(t):
         alt_maps.append(mapping(8081, 81, 'tcp', lib.HOST_V6_ALT))
-    t.add_container('b', alt_maps)
+    b = t.add_container('b', alt_maps)
+    if not t.is_reference:
+        # hostIP keys go to addrports4/6, 0.0.0.0 and :: to ports4/6; the
+        # other family's hostIP publishes nothing.
+        expect_present(t, a, [p for p in (8080, 8081, 8082, 8083) if any(
+            m['hostPort'] == p for m in maps)])
+        expect_present(t, b, [m['hostPort'] for m in alt_maps])
     for addr in t.host_addresses():
         own, other = (8081, 8080) if lib.is_v6(addr) else (8080, 8081)
         any_port = 8083 if lib.is_v6(addr) else 8082
@@ -173,6 +187,8 @@ def host_ip(t):
 def snat_false(t):
     """snat:false: no hairpin/localhost masquerade, so those fail; the client still works."""
     a = t.add_container('a', [mapping(8080, 80)], portmap={'snat': False})
+    if not t.is_reference:
+        expect_present(t, a, [8080])   # and no masq element (not planned)
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
         t.expect_reply(t.host, 'tcp', addr, 8080, 'a', peer=addr)
@@ -189,6 +205,8 @@ def masq_all(t):
     """
     a = t.add_container('a', [mapping(8080, 80), mapping(8080, 80, 'udp')],
                         portmap={'masqAll': True})
+    # Only the masq4-0 / masq6-0 elements: no subnet, no localhost ones.
+    expect_present(t, a, [8080])
     for addr in t.host_addresses():
         gw = a.gateway(addr)
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=gw)
@@ -204,7 +222,18 @@ def conditions(t):
         pm['conditionsV4'] = ['ip', 'saddr', '!=', lib.CLIENT_V4]
     if t.family == 'ipv6':
         pm['conditionsV6'] = ['ip6', 'saddr', '!=', lib.CLIENT_V6]
-    t.add_container('a', [mapping(8080, 80)], portmap=pm)
+    a = t.add_container('a', [mapping(8080, 80)], portmap=pm)
+    b = t.add_container('b', [mapping(8081, 81)])
+    # A's keys are in the guard maps (jump pm-<hash>) and claimed in the data
+    # maps; its chain holds the conditions. B, without conditions, has no chain.
+    state_b = expect_present(t, b, [8081])
+    expect_present(t, a, [8080])
+    guards = {s for s, _ in lib.planned_elements(a) if s in GUARD_MAPS}
+    check(guards == {f'guard{k[-1]}' for k in pm}, f'guard maps used: {guards}')
+    chain_text = t.nft_text().split(f'chain {a.record_name()} {{', 1)[-1].split('}', 1)[0]
+    for k, cond in pm.items():
+        check(' '.join(cond) in chain_text,
+              f'chain {a.record_name()} holds {k} {" ".join(cond)!r}:\n{chain_text}')
     for addr in t.host_addresses():
         blocked = ('conditionsV6' if lib.is_v6(addr) else 'conditionsV4') in pm
         if blocked:
@@ -214,6 +243,13 @@ def conditions(t):
             t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
         # Other sources (the host itself) are not affected by the condition.
         t.expect_reply(t.host, 'tcp', addr, 8080, 'a', peer=addr)
+        t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
+    # DEL takes the guard elements and the chain with it.
+    t.delete_container(a)
+    for addr in t.host_addresses():
+        t.expect_no_reply(t.host, 'tcp', addr, 8080)
+        t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
+    expect_clean_of(t, a, [8080], keep={b: state_b})
 
 
 # -- conntrack ---------------------------------------------------------------------
@@ -250,47 +286,152 @@ def udp_conntrack_del(t):
 
 # -- DEL -------------------------------------------------------------------------------
 
-def attachment_chains(table, c, host_ports):
-    """Chains that map elements of c (its host ports or its addresses) jump to."""
-    needles = set(host_ports) | {x for x in (c.ipv4, c.ipv6) if x}
-    return table.element_targets(lambda scalars: bool(needles & set(scalars)))
+DATA_MAPS = ('ports4', 'ports6', 'addrports4', 'addrports6')
+GUARD_MAPS = ('guard4', 'guard6', 'addrguard4', 'addrguard6')
 
 
-def expect_clean_of(t, c, chains, host_ports, names=None):
-    """No chain, rule or element of c's attachment remains in our table.
+def key_text(key):
+    """nft's spelling of a key or data tuple: "tcp . 8080", "10.88.0.2 . 80"."""
+    return ' . '.join(str(k) for k in key)
 
-    names: strings that identify the attachment in comments (default: its
-    container ID; another attachment of the same container would share it).
-    """
-    table = t.nft_table()
-    if table is None:
-        return
-    leftovers = []
-    for name in names or [c.id]:
-        leftovers += table.mentions(name)
-    for name in chains:
-        leftovers += table.mentions(name)
-    for addr in (c.ipv4, c.ipv6):
-        if addr:
-            leftovers += table.mentions(addr)
-    for name, key, _ in table.elements():
-        if set(host_ports) & {v for _, v in lib.walk(key)}:
-            leftovers.append(f'element {key} in {name}')
-    check(not leftovers, f'{c.name} deleted but still in the table:\n  ' + '\n  '.join(leftovers)
-          + '\n' + t.nft_text())
+
+def attachment_state(table, c):
+    """All of c's attachment in our table, counter values left out: its record
+    counter, the elements that carry its comment, its chain (comment, rules).
+    Two states compare equal when DEL, GC or ADD of others left c alone."""
+    name = c.record_name()
+    records = table.records()
+    chain = None
+    if name in table.chains():
+        chain = (table.chain_comments().get(name),
+                 tuple(table.rule_text(r) for r in table.rules(name)))
+    return {
+        'record': (name, records[name]) if name in records else None,
+        'continuations': sorted(n for n in records if n.startswith(name + '-')),
+        'elements': frozenset((e.set, e.key, e.data, e.comment) for e in table.elements()
+                              if c.comment_matches(e.comment)),
+        'chain': chain,
+    }
+
+
+def chain_dnats(rules):
+    """(host port, container address, port) of each DNAT rule of an attachment chain."""
+    out = set()
+    for r in rules:
+        dnat = next((x['dnat'] for x in r['expr'] if 'dnat' in x), None)
+        if dnat is None:
+            continue
+        dports = [x['match']['right'] for x in r['expr'] if 'match' in x
+                  and isinstance(x['match']['left'], dict)
+                  and x['match']['left'].get('payload', {}).get('field') == 'dport']
+        out.add((dports[0] if dports else None, lib.canonical(dnat.get('addr')), dnat.get('port')))
+    return out
 
 
 def expect_present(t, c, host_ports):
-    """c's attachment is visible in our table: its chains and its ID. Returns the chains."""
+    """c's attachment is complete in our table, in ruleset.hpp's layout.
+
+    The record counter pm-<hash> (FNV-1a-64 of network, container ID,
+    ifname) has c's comment; every element lib.planned_elements(c) names is
+    there with c's comment and the planned data (container address . port,
+    jump pm-<hash>), data-map elements with a counter; no other element
+    carries c's comment; chain postrouting has a masquerade rule for each
+    masq set used; chain pm-<hash> exists exactly when c has conditions, with
+    c's comment, one DNAT per guarded key and a closing accept. host_ports
+    must be among the published ones (the caller's intent). Returns
+    attachment_state().
+    """
     table = t.nft_table()
     check(table is not None, 'table inet nft-portmap exists after ADD')
-    chains = attachment_chains(table, c, host_ports)
-    check(chains, f'no map element of {c.name} jumps to a chain:\n{t.nft_text()}')
-    missing = chains - set(table.chains())
-    check(not missing, f'elements jump to chains that do not exist: {missing}')
-    # Comments are cut to nft's 128 bytes: a long ID is only named in part.
-    check(table.mentions(c.id[:64]), f'container ID {c.id} not named in any comment')
-    return chains
+    dump = '\n' + t.nft_text()
+    name = c.record_name()
+    records = table.records()
+    check(name in records, f'record counter {name} of {c.name} is missing' + dump)
+    check(c.comment_matches(records[name]),
+          f'record {name} has the comment {records[name]!r}, which does not name network '
+          f'{c.network}, container {c.id}, interface {c.ifname}')
+    want = lib.planned_elements(c)
+    published = {k[-1] for (s, k) in want if s in DATA_MAPS}
+    check(set(host_ports) <= published,
+          f'test error: {c.name} does not publish {set(host_ports) - published}')
+    for (s, key), data in want.items():
+        e = table.element(s, key)
+        where = f'element {key_text(key)} of {s} ({c.name})'
+        check(e is not None, f'{where} is missing' + dump)
+        check(c.comment_matches(e.comment), f'{where} carries the comment {e.comment!r}')
+        check(e.data == data, f'{where} maps to {e.data}, expected {data}')
+        if s in DATA_MAPS:
+            check(e.counter is not None, f'{where} has no counter')
+    extra = {(e.set, e.key) for e in table.elements() if c.comment_matches(e.comment)} - set(want)
+    check(not extra, f'elements with the comment of {c.name} that its configuration does not '
+          f'ask for: {sorted(extra)}' + dump)
+    masq_sets = {s for (s, _) in want if s.startswith('masq')}
+    missing = masq_sets - table.masq_rule_sets()
+    check(not missing, f'chain postrouting has no masquerade rule for {sorted(missing)}' + dump)
+    guards = [(s, k) for (s, k) in want if s in GUARD_MAPS]
+    chains = table.chains()
+    if guards:
+        check(name in chains, f'chain {name} of {c.name} (with conditions) is missing' + dump)
+        comment = table.chain_comments().get(name)
+        check(c.comment_matches(comment), f'chain {name} has the comment {comment!r}')
+        rules = table.rules(name)
+        check(rules and rules[-1]['expr'] == [{'accept': None}],
+              f'chain {name} does not end in accept' + dump)
+        want_dnats = {(k[-1], *want[(s.replace('guard', 'ports'), k)]) for s, k in guards}
+        got = chain_dnats(rules[:-1])
+        check(got == want_dnats, f'chain {name} DNATs {got}, expected {want_dnats}' + dump)
+    else:
+        check(name not in chains, f'{c.name} has no conditions, yet chain {name} exists' + dump)
+    return attachment_state(table, c)
+
+
+def expect_clean_of(t, c, host_ports, names=None, keep=None):
+    """Nothing in our table mentions c's attachment, and the others are unchanged.
+
+    Gone: its record counter pm-<hash> (and continuations), every element,
+    record or chain whose comment names it, chain pm-<hash>, elements keyed
+    by its host_ports, anything holding its addresses, and every mention of
+    names (default: its container ID; another attachment of the same
+    container shares it). keep: {container: attachment_state()} of the
+    attachments that must not have changed.
+    """
+    keep = keep or {}
+    table = t.nft_table()
+    if table is None:
+        check(not keep, f'the table is gone, with {[k.name for k in keep]} that should stay')
+        return
+    name = c.record_name()
+    kept_addrs = {lib.canonical(a) for k in keep for a in (k.ipv4, k.ipv6) if a}
+    addrs = {lib.canonical(a) for a in (c.ipv4, c.ipv6) if a} - kept_addrs
+    leftovers = []
+    for n, comment in table.records().items():
+        if n == name or n.startswith(name + '-') or c.comment_matches(comment):
+            leftovers.append(f'record counter {n} ({comment!r})')
+    for e in table.elements():
+        what = f'element {key_text(e.key)} of {e.set} (comment {e.comment!r})'
+        if c.comment_matches(e.comment):
+            leftovers.append(what)
+        elif e.set not in DATA_MAPS + GUARD_MAPS and not e.set.startswith('masq'):
+            continue
+        elif e.key[-1] in host_ports and e.set in DATA_MAPS + GUARD_MAPS:
+            leftovers.append(f'{what}: a host port of {c.name}')
+        elif addrs & set(e.key + (e.data or ())):
+            leftovers.append(f'{what}: an address of {c.name}')
+    for n, comment in table.chain_comments().items():
+        if c.comment_matches(comment):
+            leftovers.append(f'chain {n} ({comment!r})')
+    if name in table.chains():
+        leftovers.append(f'chain {name}')
+    for r in table.rules():
+        if addrs & {lib.canonical(v) for _, v in lib.walk(r['expr'])}:
+            leftovers.append(f'rule in chain {r["chain"]} with an address of {c.name}')
+    for needle in names or [c.id]:
+        leftovers += table.mentions(needle)
+    check(not leftovers, f'{c.name} deleted but still in the table:\n  ' + '\n  '.join(leftovers)
+          + '\n' + t.nft_text())
+    for k, before in keep.items():
+        now = attachment_state(table, k)
+        check(now == before, f'the state of {k.name} changed:\n  before {before}\n  after  {now}')
 
 
 @scenario('del_exact')
@@ -298,9 +439,9 @@ def del_exact(t):
     """DEL removes exactly one attachment: the other's mappings still answer."""
     a = t.add_container('a', [mapping(8080, 80), mapping(8080, 80, 'udp')])
     b = t.add_container('b', [mapping(8081, 81)])
-    chains_a = set() if t.is_reference else expect_present(t, a, [8080])
-    chains_b = set() if t.is_reference else expect_present(t, b, [8081])
-    check(not chains_a & chains_b, 'A and B share no chain')
+    if not t.is_reference:
+        state_a, state_b = expect_present(t, a, [8080]), expect_present(t, b, [8081])
+        check(state_a['record'][0] != state_b['record'][0], 'A and B have records of their own')
     t.delete_container(a)
     for addr in t.host_addresses():
         t.expect_no_reply(t.client, 'tcp', addr, 8080)
@@ -308,8 +449,8 @@ def del_exact(t):
         t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
         t.expect_reply(b.ns, 'tcp', addr, 8081, 'b', peer=b.gateway(addr))
     if not t.is_reference:
-        expect_clean_of(t, a, chains_a, [8080])
-        check(expect_present(t, b, [8081]) == chains_b, "B's chains unchanged")
+        expect_clean_of(t, a, [8080], keep={b: state_b})
+        check(expect_present(t, b, [8081]) == state_b, "B's state unchanged")
 
 
 @scenario('del_without_state', reference=False)
@@ -321,13 +462,14 @@ def del_without_state(t):
     ports = {'b': 8082, 'c': 8083, 'd': 8084, 'e': 8085}
     ctrs = {n: t.add_container(n, [mapping(ports[n], 80), mapping(ports[n], 80, 'udp')])
             for n in ports}
-    chains = {n: expect_present(t, c, [ports[n]]) for n, c in ctrs.items()}
+    states = {ctrs[n]: expect_present(t, c, [ports[n]]) for n, c in ctrs.items()}
     for name, how in cases.items():
+        del states[ctrs[name]]
         t.delete_container(ctrs[name], **how)
         for addr in t.host_addresses():
             t.expect_no_reply(t.client, 'tcp', addr, ports[name])
             t.expect_no_reply(t.client, 'udp', addr, ports[name])
-        expect_clean_of(t, ctrs[name], chains[name], [ports[name]])
+        expect_clean_of(t, ctrs[name], [ports[name]], keep=states)
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, ports['e'], 'e')
         t.expect_reply(t.client, 'udp', addr, ports['e'], 'e')
@@ -353,17 +495,101 @@ def del_repeated(t):
 
 @per_family('check', reference=False)
 def check_after_flush(t):
-    """CHECK passes after ADD, fails after `nft flush ruleset`; the next ADD rebuilds.
+    """CHECK names each kind of damage and ADD repairs it; after `nft flush ruleset` the next ADD rebuilds.
+
+    Lost, changed and foreign-owned elements, a lost record, a lost
+    masquerade rule, `nft flush table` (static rules gone, sets kept) and
+    `nft flush ruleset`: CHECK fails with code 103 and says what it found;
+    ADD repairs (but never takes over another owner's element), and real
+    traffic, hairpin included, gets through again.
 
     (Debian's reference plugin 1.1.1 fails every CHECK: it looks for the
     rules of one family in the other family's table, upstream issue #819.)
     """
     a = t.add_container('a', [mapping(8080, 80), mapping(8080, 80, 'udp')])
     t.check_container(a)
+    comment = expect_present(t, a, [8080])['record'][1]
+    fam = 4 if v4(t) else 6
+    addr = t.host_addresses()[0]
+    ports, cidr = f'ports{fam}', a.prefixes()[0 if fam == 4 else 1]
+    net = ipaddress.ip_interface(cidr).network
+    masq = f'masq{fam}-{net.prefixlen}'
+    other_port = f'{a.ipv4 if fam == 4 else a.ipv6} . 81'
+
+    def nft(*cmd):
+        t.host.run(['nft', *cmd])
+
+    def expect_check_fails(what, damage):
+        e = expect_cni_error(lambda: t.check_container(a), t.plugin_type, f'CHECK after {damage}')
+        check(e.code == 103, f'CHECK failures are error 103: {e}')
+        check(what in e.msg, f'CHECK after {damage} says {what!r}: {e.msg!r}')
+
+    def repair(damage):
+        """ADD again repairs A; CHECK passes; a client and A itself (hairpin) get through."""
+        readd_portmap(t, a)
+        t.check_container(a)
+        expect_present(t, a, [8080])
+        t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
+        t.expect_reply(a.ns, 'tcp', addr, 8080, 'a', peer=a.gateway(addr))
+        lib.log(f'repaired after {damage}')
+
+    # One kind of damage at a time, each named by CHECK and repaired by ADD.
+    nft('delete', 'element', *lib.NFT_TABLE, ports, '{ tcp . 8080 }')
+    expect_check_fails(f'element tcp . 8080 is missing from {ports}', 'a lost element')
+    t.expect_no_reply(t.client, 'tcp', addr, 8080)
+    repair('a lost element')
+
+    nft('delete', 'element', *lib.NFT_TABLE, ports, '{ tcp . 8080 }')
+    nft('add', 'element', *lib.NFT_TABLE, ports,
+        f'{{ tcp . 8080 counter comment "{comment}" : {other_port} }}')
+    expect_check_fails(f'element tcp . 8080 of {ports} maps to {other_port}, expected',
+                       'a changed element')
+    repair('a changed element')
+
+    nft('delete', 'element', *lib.NFT_TABLE, ports, '{ tcp . 8080 }')
+    nft('add', 'element', *lib.NFT_TABLE, ports,
+        f'{{ tcp . 8080 counter comment "net=other id=intruder if=eth0" : {other_port} }}')
+    expect_check_fails(f'element tcp . 8080 of {ports} belongs to container intruder '
+                       '(network other, interface eth0)', 'an element taken by another')
+    # ADD must not take it back: it is somebody else's now.
+    e = expect_cni_error(lambda: readd_portmap(t, a), t.plugin_type, 'ADD over a foreign element')
+    check(e.code == 100 and 'container intruder' in e.msg, f'the conflict names the owner: {e}')
+    nft('delete', 'element', *lib.NFT_TABLE, ports, '{ tcp . 8080 }')
+    repair('an element taken by another')
+
+    nft('delete', 'counter', *lib.NFT_TABLE, a.record_name())
+    expect_check_fails(f'record counter {a.record_name()} of this attachment is missing',
+                       'a lost record')
+    repair('a lost record')
+
+    table = t.nft_table()
+    handles = [r['handle'] for r in table.rules('postrouting')
+               if json.dumps(r['expr']).count(f'"@{masq}"')]
+    check(len(handles) == 1, f'one masquerade rule for {masq}: {handles}\n{t.nft_text()}')
+    nft('delete', 'rule', *lib.NFT_TABLE, 'postrouting', 'handle', str(handles[0]))
+    expect_check_fails(f'chain postrouting has no masquerade rule for set {masq}',
+                       'a lost masquerade rule')
+    repair('a lost masquerade rule')
+
+    # `nft flush table`: every rule is gone, sets and elements stay. CHECK
+    # notices; the next ADD of anybody rewrites the static rules, with one
+    # masquerade rule per masq set in use, so A works again, hairpin too.
+    nft('flush', 'table', *lib.NFT_TABLE)
+    expect_check_fails('CHECK: ', '`nft flush table`')
+    c = t.add_container('c', [mapping(8082, 82)])
+    t.check_container(a)
+    t.check_container(c)
+    expect_present(t, a, [8080])
+    expect_present(t, c, [8082])
+    t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
+    t.expect_reply(a.ns, 'tcp', addr, 8080, 'a', peer=a.gateway(addr))
+    t.expect_reply(t.client, 'tcp', addr, 8082, 'c', peer=t.client_address(addr))
+
     t.flush_ruleset()
-    expect_cni_error(lambda: t.check_container(a), t.plugin_type, 'CHECK after flush')
+    expect_check_fails('table inet nft-portmap is missing', 'nft flush ruleset')
     b = t.add_container('b', [mapping(8081, 81)])
     t.check_container(b)
+    expect_present(t, b, [8081])
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
 
@@ -373,7 +599,8 @@ def gc(t):
     """GC removes attachments not in cni.dev/valid-attachments and keeps the others."""
     a = t.add_container('a', [mapping(8080, 80), mapping(8080, 80, 'udp')])
     b = t.add_container('b', [mapping(8081, 81)])
-    chains_a = expect_present(t, a, [8080])
+    expect_present(t, a, [8080])
+    state_b = expect_present(t, b, [8081])
     # A's DEL was lost: the runtime no longer knows it; only the plugin's
     # own state (the kernel's) says it exists.
     a.runner.forget(a.id, a.ifname)
@@ -383,8 +610,8 @@ def gc(t):
     for addr in t.host_addresses():
         t.expect_no_reply(t.client, 'tcp', addr, 8080)
         t.expect_reply(t.client, 'tcp', addr, 8081, 'b')
-    expect_clean_of(t, a, chains_a, [8080])
-    expect_present(t, b, [8081])
+    expect_clean_of(t, a, [8080], keep={b: state_b})
+    check(expect_present(t, b, [8081]) == state_b, "B's state unchanged by GC")
     lib.log('STATUS')
     runner.status(only_types=[t.plugin_type])
 
@@ -420,10 +647,18 @@ def no_port_mappings(t):
 def port_conflict(t):
     """A port held by A cannot be taken by B: ADD fails naming A, nothing changes."""
     a = t.add_container('a', [mapping(8080, 80)])
+    state_a = expect_present(t, a, [8080])
     before = t.nft_text()
     e = expect_cni_error(lambda: t.add_container('b', [mapping(8081, 81), mapping(8080, 80)]),
                          t.plugin_type, 'ADD of a port owned by another container')
-    check(a.id in e.msg or a.id in e.details, f'the error names the owner {a.id}: {e}')
+    check(e.code == 100, f'a port conflict is error 100: {e}')
+    m = re.fullmatch(r'host tcp port 8080 on every IPv([46]) address is already published by '
+                     r'container (\S+) \(network (\S+), interface (\S+)\) \(map ports([46])\); '
+                     r'nothing was changed', e.msg)
+    check(m is not None, f'the conflict message names port, owner and map: {e.msg!r}')
+    check(m.groups()[1:4] == (a.id, a.network, a.ifname) and m.group(1) == m.group(5),
+          f'the message names the owner {a.id} ({a.network}, {a.ifname}): {e.msg!r}')
+    check(e.details == 'tcp . 8080', f'the details are the element key: {e.details!r}')
     check(t.nft_text() == before, 'a failed ADD leaves the table as it was')
     # The runtime cleans up the failed ADD with DEL; A must keep its port.
     b = t.containers[-1]
@@ -431,23 +666,32 @@ def port_conflict(t):
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a')
         t.expect_no_reply(t.client, 'tcp', addr, 8081)
+    expect_clean_of(t, b, [8081], keep={a: state_a})
+
+
+def readd_portmap(t, c):
+    """ADD of the plugin under test alone again for c, with its current mappings
+    and the prevResult it got from the bridge plugin."""
+    prev = c.runner.last_results[-2]
+    plugin = copy.deepcopy(c.runner.plugins()[-1])
+    stdin = cnirun.build_stdin(c.runner.net_list, plugin, prev, c.capability_args())
+    lib.log(f'ADD of {t.plugin_type} alone again for {c.name}, mappings={json.dumps(c.mappings)}')
+    c.runner.exec_plugin(plugin, 'ADD', stdin, c.id, c.ns.path, c.ifname)
 
 
 @scenario('readd_replaces', reference=False)
 def readd_replaces(t):
     """ADD again for the same attachment replaces its mappings instead of adding to them."""
     a = t.add_container('a', [mapping(8080, 80)], serve=['tcp:80', 'tcp:81'])
-    prev = a.runner.last_results[-2]
-    plugin = copy.deepcopy(a.runner.plugins()[-1])
     a.mappings = [mapping(8081, 81)]
-    stdin = cnirun.build_stdin(a.runner.net_list, plugin, prev, a.capability_args())
-    lib.log('ADD of the portmap plugin alone again, now with 8081 only')
-    a.runner.exec_plugin(plugin, 'ADD', stdin, a.id, a.ns.path, a.ifname)
+    readd_portmap(t, a)
     for addr in t.host_addresses():
         t.expect_no_reply(t.client, 'tcp', addr, 8080)
         t.expect_reply(t.client, 'tcp', addr, 8081, 'a')
+    # Exactly the new mapping: no element of 8080 is left with A's comment.
+    expect_present(t, a, [8081])
     t.delete_container(a)
-    check(not t.nft_table() or not t.nft_table().mentions(a.id), 'DEL after re-ADD is clean')
+    expect_clean_of(t, a, [8080, 8081])
 
 
 @scenario('cni_versions')
@@ -475,9 +719,9 @@ def two_networks(t):
     a = t.add_container('a', [mapping(8080, 80)])
     a1 = t.add_container('a', [mapping(8081, 81)], container_id=a.id, ns=a.ns, ifname='eth1',
                          net=1)
-    chains = set() if t.is_reference else expect_present(t, a, [8080])
-    chains1 = set() if t.is_reference else expect_present(t, a1, [8081])
-    check(not chains & chains1, 'the two attachments share no chain')
+    if not t.is_reference:
+        state, state1 = expect_present(t, a, [8080]), expect_present(t, a1, [8081])
+        check(state['record'][0] != state1['record'][0], 'each attachment has a record of its own')
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
         t.expect_reply(t.client, 'tcp', addr, 8081, 'a', peer=t.client_address(addr))
@@ -488,11 +732,13 @@ def two_networks(t):
         t.expect_no_reply(t.client, 'tcp', addr, 8081)
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
     if not t.is_reference:
-        expect_clean_of(t, a1, chains1, [8081], names=[t.network_name(1)])
-        check(expect_present(t, a, [8080]) == chains, "the main network's chains unchanged")
+        expect_clean_of(t, a1, [8081], names=[t.network_name(1)], keep={a: state})
+        check(expect_present(t, a, [8080]) == state, "the main network's state unchanged")
     t.delete_container(a)
     for addr in t.host_addresses():
         t.expect_no_reply(t.client, 'tcp', addr, 8080)
+    if not t.is_reference:
+        expect_clean_of(t, a, [8080])
 
 
 @scenario('late_del_keeps_new_owner')
@@ -502,6 +748,7 @@ def late_del_keeps_new_owner(t):
     stale_result = a.result
     t.delete_container(a)
     b = t.add_container('b', [mapping(8080, 80), mapping(8080, 80, 'udp')])
+    state_b = None if t.is_reference else expect_present(t, b, [8080])
     # containerd repeats DEL; here with A's old prevResult and runtimeConfig.
     t.delete_container(a, prev_result=stale_result)
     t.delete_container(a, prev_result=None, runtime_config=False)
@@ -510,7 +757,9 @@ def late_del_keeps_new_owner(t):
         t.expect_reply(t.client, 'udp', addr, 8080, 'b', peer=t.client_address(addr))
         t.expect_reply(b.ns, 'tcp', addr, 8080, 'b', peer=b.gateway(addr))
     if not t.is_reference:
-        expect_present(t, b, [8080])
+        # A's names are gone; its host port (and maybe address) now are B's.
+        expect_clean_of(t, a, [], keep={b: state_b})
+        check(expect_present(t, b, [8080]) == state_b, "B's state unchanged by A's DELs")
 
 
 @scenario('long_container_id')
@@ -519,7 +768,15 @@ def long_container_id(t):
     long_id = 'k8s-' + secrets.token_hex(98)
     a = t.add_container('a', [mapping(8080, 80)], container_id=long_id)
     b = t.add_container('b', [mapping(8081, 81)], container_id=long_id[:-1] + 'z')
-    chains = set() if t.is_reference else expect_present(t, a, [8080])
+    if not t.is_reference:
+        # The IDs differ in their last character only: both comments are cut
+        # to the same prefix and told apart by the hash after the "~".
+        state_a, state_b = expect_present(t, a, [8080]), expect_present(t, b, [8081])
+        for c, st in ((a, state_a), (b, state_b)):
+            comment = st['record'][1]
+            check(len(comment.encode()) <= lib.COMMENT_MAX and lib.CUT_MARKER in comment,
+                  f'the comment of {c.name} is cut to {lib.COMMENT_MAX} bytes: {comment!r}')
+        check(state_a['record'][1] != state_b['record'][1], 'the two cut comments differ')
     for addr in t.host_addresses():
         t.expect_reply(t.client, 'tcp', addr, 8080, 'a', peer=t.client_address(addr))
         t.expect_reply(t.client, 'tcp', addr, 8081, 'b', peer=t.client_address(addr))
@@ -528,9 +785,7 @@ def long_container_id(t):
         t.expect_no_reply(t.client, 'tcp', addr, 8080)
         t.expect_reply(t.client, 'tcp', addr, 8081, 'b')
     if not t.is_reference:
-        table = t.nft_table()
-        leftovers = [h for name in chains for h in table.mentions(name)]
-        check(not leftovers, f'chains of the deleted long-ID container remain: {leftovers}')
+        expect_clean_of(t, a, [8080], keep={b: state_b})
 
 
 @scenario('list_command', reference=False)
@@ -568,12 +823,18 @@ def list_command(t):
         for r in mine:
             check(r['network'] == t.network_name() and r['ifname'] == c.ifname,
                   f'row names network and interface: {r}')
+            check(r.get('record') == c.record_name(), f'row names the record {c.record_name()}: {r}')
             addr = c.ipv4 if r['family'] == 'ipv4' else c.ipv6
             check(r['containerIP'] == addr, f'row has the container address {addr}: {r}')
-    # Every connection above went through a's tcp/8080 rule of its family.
+    # Every connection above went through a's tcp/8080 element of its family;
+    # the rows show the elements' counters.
+    table = t.nft_table()
     for r in rows_of(a):
         if r['protocol'] == 'tcp':
             check(r['packets'] >= 1, f'the DNAT counter counted the connection: {r}')
+        e = table.element(f'ports{r["family"][-1]}', (r['protocol'], r['hostPort']))
+        check(e is not None and e.counter == {'packets': r['packets'], 'bytes': r['bytes']},
+              f'the row shows the counter of its element {e}: {r}')
 
     text = tool('list').stdout
     check(text.splitlines()[0].split()[:3] == ['NETWORK', 'CONTAINER', 'IFNAME'],

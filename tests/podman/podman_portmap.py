@@ -29,6 +29,7 @@ machinery; with nft-portmap it tests the product. Exit 77 = skipped.
 
 import argparse
 import io
+import ipaddress
 import json
 import os
 import re
@@ -61,6 +62,14 @@ except Exception as e:
 '''
 
 timings = []
+
+
+def attachment_name(network, container_id, ifname):
+    """nft-portmap's record name: "pm-" and FNV-1a-64 of network NUL ID NUL ifname."""
+    h = 0xcbf29ce484222325
+    for b in b'\0'.join(x.encode() for x in (network, container_id, ifname)):
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return f'pm-{h:016x}'
 
 
 def log(text):
@@ -314,42 +323,107 @@ runroot = "{self.path('runroot')}"
             return self.iptables_state()
         return self.nft_state()
 
-    def nft_state(self):
-        found = []
+    # Skeleton chains every table has; anything else is an attachment's chain.
+    SKELETON_CHAINS = {'prerouting', 'output', 'dispatch', 'postrouting'}
+
+    def nft_objects(self):
+        """`nft -j list table inet nft-portmap` as [(kind, object)], None without a table."""
         p = run(self.in_ns(self.hostns, ['nft', '-j', 'list', 'table', 'inet', 'nft-portmap']),
                 check=False)
         if p.returncode != 0:
+            return None
+        return [next(iter(o.items())) for o in json.loads(p.stdout)['nftables']]
+
+    @staticmethod
+    def elements(objs):
+        """(set, key, data, comment) of every element of every map and set.
+
+        nft 1.0.6 -j: a map element is [key, data], a set element a key; a
+        key with comment or counter is {"elem": {"val": key, "comment": ...}}.
+        """
+        def flat(v):
+            if isinstance(v, dict) and 'concat' in v:
+                return tuple(v['concat'])
+            return v
+        out = []
+        for kind, o in objs:
+            if kind not in ('map', 'set'):
+                continue
+            for e in o.get('elem', []):
+                key, data = (e[0], e[1]) if isinstance(e, list) and len(e) == 2 else (e, None)
+                comment = None
+                if isinstance(key, dict) and 'elem' in key:
+                    comment = key['elem'].get('comment')
+                    key = key['elem']['val']
+                out.append((o['name'], flat(key), flat(data), comment))
+        return out
+
+    def nft_state(self):
+        """Everything in our table beyond its skeleton: records, elements, chains.
+
+        In this private namespace all of it can only be this container's.
+        """
+        found = []
+        objs = self.nft_objects()
+        if objs is None:
             # No table at all: nothing of anybody's is left.
             return found
-        objs = [next(iter(o.items())) for o in json.loads(p.stdout)['nftables']]
-        chains = {o['name'] for kind, o in objs if kind == 'chain'}
-        base = {o['name'] for kind, o in objs if kind == 'chain' and 'hook' in o}
-        # Chains that map elements lead to are attachment chains; in this
-        # private namespace every one of them is this container's.
-        targets = set()
         for kind, o in objs:
-            if kind != 'map':
-                continue
-            for key, verdict in o.get('elem', []):
-                for v in ('jump', 'goto'):
-                    if isinstance(verdict, dict) and v in verdict:
-                        targets.add(verdict[v]['target'])
-                found.append(f'element {json.dumps(key)} in map {o["name"]} -> '
-                             f'{json.dumps(verdict)}')
-        for c in sorted(targets):
-            found.append(f'chain {c} (target of a map element)')
-        for c in sorted(chains - base - targets):
-            rules = [o for kind, o in objs if kind == 'rule' and o['chain'] == c]
-            if any('dnat' in json.dumps(r['expr']) or 'masquerade' in json.dumps(r['expr'])
-                   for r in rules):
-                found.append(f'chain {c} with NAT rules')
-        # The chains' comments name the container (nft -j of nftables 1.0.6
-        # does not print chain comments, the text listing does).
+            if kind == 'counter':
+                found.append(f'record counter {o["name"]} ({o.get("comment")!r})')
+            if kind == 'chain' and o['name'] not in self.SKELETON_CHAINS:
+                found.append(f'chain {o["name"]}')
+        for name, key, data, comment in self.elements(objs):
+            found.append(f'element {json.dumps(key)} of {name} -> {json.dumps(data)} '
+                         f'({comment!r})')
+        # Chain comments are only in the text listing (nft 1.0.6).
         text = run(self.in_ns(self.hostns, ['nft', 'list', 'table', 'inet', 'nft-portmap']),
                    check=False).stdout
         if self.container_id and self.container_id in text:
             found.append(f'container ID {self.container_id[:12]} named in the table')
         return found
+
+    def expect_published(self):
+        """The running container's state is what ruleset.hpp describes.
+
+        Record counter pm-<FNV-1a-64 of network, ID, ifname> with the comment
+        "net=<network> id=<ID> if=eth0"; tcp . HOST_PORT in ports4 and ports6
+        mapping to the container's address . CONTAINER_PORT; the hairpin and
+        localhost masquerade elements (snat is on by default), each with the
+        comment, and a postrouting rule for each masq set. Nothing else.
+        """
+        if self.plugin_type != 'nft-portmap':
+            return
+        objs = self.nft_objects()
+        if objs is None:
+            raise TestFailure('no table inet nft-portmap while the container runs')
+        comment = f'net={self.network} id={self.container_id} if=eth0'
+        record = attachment_name(self.network, self.container_id, 'eth0')
+        records = {o['name']: o.get('comment') for kind, o in objs if kind == 'counter'}
+        if records != {record: comment}:
+            raise TestFailure(f'records {records}, expected {{{record!r}: {comment!r}}}')
+        elems = {(s, k): (d, c) for s, k, d, c in self.elements(objs)}
+        addrs = {}
+        for fam, subnet in ((4, CONTAINER_SUBNET_V4), (6, CONTAINER_SUBNET_V6)):
+            e = elems.get((f'ports{fam}', ('tcp', HOST_PORT)))
+            if e is None:
+                raise TestFailure(f'element tcp . {HOST_PORT} is missing from ports{fam}')
+            (addr, port), owner = e[0], e[1]
+            if owner != comment or port != CONTAINER_PORT or \
+                    ipaddress.ip_address(addr) not in ipaddress.ip_network(subnet):
+                raise TestFailure(f'element tcp . {HOST_PORT} of ports{fam}: {e}, expected an '
+                                  f'address in {subnet} . {CONTAINER_PORT} with {comment!r}')
+            addrs[fam] = addr
+        want = {('ports4', ('tcp', HOST_PORT)), ('ports6', ('tcp', HOST_PORT)),
+                ('masq4-24', (addrs[4], '192.0.2.0')), ('masq4-8', (addrs[4], '127.0.0.0')),
+                ('masq6-64', (addrs[6], '2001:db8:7::'))}
+        if set(elems) != want or any(c != comment for _, c in elems.values()):
+            raise TestFailure(f'elements {elems}, expected {sorted(want)} with {comment!r}')
+        rules = json.dumps([o for kind, o in objs if kind == 'rule' and o['chain'] == 'postrouting'])
+        for s in ('masq4-24', 'masq4-8', 'masq6-64'):
+            if f'"@{s}"' not in rules:
+                raise TestFailure(f'chain postrouting has no masquerade rule for set {s}')
+        log(f'   record {record}, elements {sorted(want)}')
 
     def iptables_state(self):
         found = []
@@ -442,6 +516,7 @@ def test(env):
         if not found:
             raise TestFailure('the running container has no port-mapping state at all')
         log('   state of the container: ' + '; '.join(found))
+        env.expect_published()
 
     with Step('fetch through the published port'):
         # Another machine's view: prerouting, both families.
@@ -470,6 +545,7 @@ def test(env):
         env.podman(['start', env.container])
         if not env.state():
             raise TestFailure('the restarted container has no port-mapping state')
+        env.expect_published()
         env.fetch(env.clientns, f'http://{HOST_V4}:{HOST_PORT}/', deadline_s=15)
         env.fetch(env.clientns, f'http://[{HOST_V6}]:{HOST_PORT}/')
 
