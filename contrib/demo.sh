@@ -154,10 +154,12 @@ tail -n 1 "$work/http.log"
 say "What the plugin programmed: 'nft list table inet nft-portmap' in the host namespace"
 show ip netns exec "$host" nft list table inet nft-portmap
 cat <<'EOF'
-The maps hold one element per published port; each element jumps to the
-chain of the container that owns it, whose comment names network,
-container ID and interface. A new connection costs one map lookup, however
-many containers are published.
+The map ports4 holds one element per published port: host port : container
+address . port, with a counter and a comment naming the owner (network,
+container ID, interface). The masq sets hold container . source network
+pairs for hairpin and localhost masquerade, and the counter object pm-<hash>
+is the container's record, what DEL reads. A new connection costs one map
+lookup, however many containers are published.
 EOF
 
 say "The runtime DELs the container"
@@ -166,7 +168,7 @@ cni DEL --cap "portMappings=$mappings"
 kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
 server_pid=
 
-say "The table after DEL: the container's chains and map elements are gone"
+say "The table after DEL: the container's record and elements are gone"
 show ip netns exec "$host" nft list table inet nft-portmap || true
 if ip netns exec "$host" nft list table inet nft-portmap 2>/dev/null | grep -q demo-web; then
 	fail "the table still mentions container demo-web"
