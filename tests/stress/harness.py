@@ -46,22 +46,54 @@ CODE_REFUSED = 101
 CODE_UNUSABLE = 102
 CODE_CHECK_FAILED = 103
 
-MAPS = ('ports4', 'ports6', 'addrports4', 'addrports6', 'masq4', 'masq6')
+# The maps of the skeleton (ruleset.hpp): data maps (host key : container
+# address . port) and the guard vmaps of attachments with conditions.
+DATA_MAPS = ('ports4', 'ports6', 'addrports4', 'addrports6')
+GUARD_MAPS = ('guard4', 'guard6', 'addrguard4', 'addrguard6')
+MAPS = DATA_MAPS + GUARD_MAPS
+GUARD_OF = dict(zip(DATA_MAPS, GUARD_MAPS))
 
 # The static rules of the skeleton as `nft list` prints them (ruleset.hpp).
+# postrouting holds one rule per masq set (masq_rule_text), none of them static.
 SKELETON_RULES = {
     'prerouting': ['fib daddr type local jump dispatch'],
     'output': ['fib daddr type local jump dispatch'],
     'dispatch': [
-        'ip daddr . meta l4proto . th dport vmap @addrports4',
-        'meta nfproto ipv4 meta l4proto . th dport vmap @ports4',
-        'ip6 daddr . meta l4proto . th dport vmap @addrports6',
-        'meta nfproto ipv6 meta l4proto . th dport vmap @ports6',
+        'ip daddr . meta l4proto . th dport vmap @addrguard4',
+        'dnat ip to ip daddr . meta l4proto . th dport map @addrports4',
+        'meta nfproto ipv4 meta l4proto . th dport vmap @guard4',
+        'meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4',
+        'ip6 daddr . meta l4proto . th dport vmap @addrguard6',
+        'dnat ip6 to ip6 daddr . meta l4proto . th dport map @addrports6',
+        'meta nfproto ipv6 meta l4proto . th dport vmap @guard6',
+        'meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6',
     ],
-    'postrouting': [
-        'ct status dnat ip daddr vmap @masq4',
-        'ct status dnat ip6 daddr vmap @masq6',
-    ],
+    'postrouting': None,
+}
+# Their hooks as nft 1.0.6 prints them at the default priorities (it names
+# the output chain's dstnat by its number); dispatch is a regular chain.
+SKELETON_HOOKS = {
+    'prerouting': 'type nat hook prerouting priority dstnat; policy accept;',
+    'output': 'type nat hook output priority -100; policy accept;',
+    'dispatch': None,
+    'postrouting': 'type nat hook postrouting priority srcnat; policy accept;',
+}
+
+# conditionsV4 / conditionsV6 the tests use, and how `nft list` prints them
+# inside a DNAT rule of the attachment's chain (conditions.hpp). The model
+# only knows these: a test that needs another one adds it here.
+CONDITIONS_V4 = {
+    ('iifname', 'eth0'): 'iifname "eth0"',
+    ('ip saddr != { 10.0.0.0/8, 192.0.2.1 }', 'iifname', 'veth*'):
+        'ip saddr != { 10.0.0.0/8, 192.0.2.1 } iifname "veth*"',
+    ('ip', 'saddr', '==', '192.0.2.0/24'): 'ip saddr 192.0.2.0/24',
+    ('iifname != { eth0, veth* }', 'ip saddr != 10.0.0.0/8'):
+        'iifname != { "eth0", "veth*" } ip saddr != 10.0.0.0/8',
+}
+CONDITIONS_V6 = {
+    ('ip6 daddr fd00::/16',): 'ip6 daddr fd00::/16',
+    ('iifname', 'eth0'): 'iifname "eth0"',
+    ('ip6', 'saddr', '{ fd00::/8 }'): 'ip6 saddr { fd00::/8 }',
 }
 
 
@@ -251,12 +283,13 @@ class Attachment:
 
     @property
     def chain(self):
+        """pm-<hash>: the name of the record counter, and of the chain (conditions only)."""
         raw = f'{self.net}\0{self.cid}\0{self.ifname}'.encode()
         return f'pm-{fnv1a64(raw):016x}'
 
     @property
-    def masq_chain(self):
-        return self.chain + '-masq'
+    def record(self):
+        return self.chain
 
     @property
     def comment(self):
@@ -282,6 +315,15 @@ class Conf:
     mappings: tuple = ()
     snat: bool = True
     masq_all: bool = False
+    cond_v4: tuple = ()  # conditionsV4 tokens, a key of CONDITIONS_V4
+    cond_v6: tuple = ()
+
+    def conditions(self, family):
+        return self.cond_v4 if family == 4 else self.cond_v6
+
+    def guarded(self, family):
+        """Whether the family's DNATs go through the guard maps and the chain."""
+        return bool(self.conditions(family))
 
 
 def config(att, conf, cni_version='1.0.0', prev_result=True, extra=None):
@@ -291,6 +333,10 @@ def config(att, conf, cni_version='1.0.0', prev_result=True, extra=None):
         c['snat'] = False
     if conf.masq_all:
         c['masqAll'] = True
+    if conf.cond_v4:
+        c['conditionsV4'] = list(conf.cond_v4)
+    if conf.cond_v6:
+        c['conditionsV6'] = list(conf.cond_v6)
     if conf.mappings:
         c['runtimeConfig'] = {'portMappings': [m.json() for m in conf.mappings]}
     if prev_result:
@@ -436,7 +482,7 @@ def norm_addr(text):
 
 
 def norm_key(val):
-    """A JSON element key as a tuple of strings ('tcp', '8080') / ('10.1.0.2',)."""
+    """A JSON element key (or data) as a tuple of strings: ('tcp', '8080')."""
     if isinstance(val, dict) and 'concat' in val:
         parts = val['concat']
     else:
@@ -444,13 +490,43 @@ def norm_key(val):
     return tuple(norm_addr(str(p)) for p in parts)
 
 
+def norm_data(val):
+    """A map element's data: ('10.1.0.2', '80') in data maps, 'jump pm-...' in vmaps."""
+    if isinstance(val, dict):
+        for verdict in ('jump', 'goto'):
+            if verdict in val:
+                return f'{verdict} {val[verdict]["target"]}'
+        if 'concat' not in val:
+            return json.dumps(val, sort_keys=True)  # another verdict: shown as it is
+    return norm_key(val)
+
+
+def parse_element(e):
+    """(key tuple, data or None, comment or None) of one element of `nft -j`.
+
+    nft 1.0.6 writes a map element as [key, data] and a set element as its
+    key; a key with a comment or counter is {"elem": {"val": key, "comment":
+    ..., "counter": {...}}}.
+    """
+    data = None
+    if isinstance(e, list):
+        e, raw = e
+        data = norm_data(raw)
+    comment = None
+    if isinstance(e, dict) and 'elem' in e:
+        comment = e['elem'].get('comment')
+        e = e['elem']['val']
+    return norm_key(e), data, comment
+
+
 @dataclasses.dataclass
 class KernelState:
     exists: bool
-    tables: list           # every table of the namespace: ['inet nft-portmap', ...]
-    maps: dict             # name -> {key tuple: (target chain, element comment)}
-    map_types: dict        # name -> type list
-    chains: dict           # name -> {'comment': str|None, 'hook': str|None, 'rules': [str]}
+    tables: list      # every table of the namespace: ['inet nft-portmap', ...]
+    maps: dict        # every set and map of our table: name -> {key tuple: (data, comment)}
+    map_types: dict   # name -> (key type, data type or None)
+    objects: dict     # stateful objects: name -> (type, comment); records are counters
+    chains: dict      # name -> {'comment': str|None, 'hook': str|None, 'rules': [str]}
     text: str
 
     def chain_names(self):
@@ -458,6 +534,8 @@ class KernelState:
 
 
 COUNTER = re.compile(r'counter packets \d+ bytes \d+')
+OBJECT_TYPES = ('counter', 'quota', 'limit', 'ct helper', 'ct timeout', 'ct expectation',
+                'secmark', 'synproxy')
 
 
 def parse_chains(text):
@@ -488,7 +566,7 @@ def nft(*args, check_rc=True, input=None):
 
 
 def read_state():
-    """Our table as the kernel has it (`nft -j` for maps, text for chains)."""
+    """Our table as the kernel has it (`nft -j` for sets, maps and objects, text for chains)."""
     tables = []
     doc = json.loads(nft('-j', 'list', 'tables').stdout or '{"nftables": []}')
     for o in doc.get('nftables', []):
@@ -497,31 +575,27 @@ def read_state():
     proc = nft('-j', 'list', 'table', *TABLE, check_rc=False)
     if proc.returncode != 0:
         if 'No such file or directory' in proc.stderr:
-            return KernelState(False, tables, {}, {}, {}, '')
+            return KernelState(False, tables, {}, {}, {}, {}, '')
         raise RuntimeError(f'nft list table: {proc.stderr.strip()}')
     doc = json.loads(proc.stdout)
-    maps, types = {}, {}
+    maps, types, objects = {}, {}, {}
     for o in doc.get('nftables', []):
+        for kind in OBJECT_TYPES:
+            if kind in o:
+                objects[o[kind]['name']] = (kind, o[kind].get('comment'))
         m = o.get('map') or o.get('set')
         if not m:
             continue
         elems = {}
         for e in m.get('elem', []):
-            key, value = e
-            comment = None
-            if isinstance(key, dict) and 'elem' in key:
-                comment = key['elem'].get('comment')
-                key = key['elem']['val']
-            target = None
-            if isinstance(value, dict):
-                for verdict in ('jump', 'goto'):
-                    if verdict in value:
-                        target = value[verdict]['target']
-            elems[norm_key(key)] = (target, comment)
+            key, data, comment = parse_element(e)
+            elems[key] = (data, comment)
         maps[m['name']] = elems
-        types[m['name']] = m.get('type')
+        key_type = m.get('type')
+        types[m['name']] = (' . '.join(key_type) if isinstance(key_type, list) else key_type,
+                            m.get('map'))
     text = nft('list', 'table', *TABLE).stdout
-    return KernelState(True, tables, maps, types, parse_chains(text), text)
+    return KernelState(True, tables, maps, types, objects, parse_chains(text), text)
 
 
 def ruleset_snapshot():
@@ -556,60 +630,130 @@ def plan_rules(att, conf):
 
 
 def port_key(rule):
+    """The data-map element of a rule: (map, key tuple)."""
     fam, m, _ = rule
     if m.host_ip is None:
         return (f'ports{fam}', (m.proto, str(m.host_port)))
     return (f'addrports{fam}', (m.host_ip, m.proto, str(m.host_port)))
 
 
+def guard_key(rule):
+    """The guard-vmap element of a rule of a family with conditions."""
+    name, key = port_key(rule)
+    return (GUARD_OF[name], key)
+
+
 def key_text(key):
     return ' . '.join(key[1])
 
 
-def has_masq(att, conf, rules, fam):
-    return conf.snat and att.addr(fam) is not None and any(r[0] == fam for r in rules)
+def is_masq(name):
+    return name.startswith('masq')
+
+
+def masq_set_name(fam, length):
+    return f'masq{fam}-{length}'
+
+
+def masq_sources(att, conf, rules, fam):
+    """masqSources (ruleset.cpp): the source networks masqueraded towards the container.
+
+    Its subnet (hairpin) and, for IPv4, 127.0.0.0/8 (localhost); masqAll: /0.
+    """
+    addr = att.addr(fam)
+    if not conf.snat or addr is None or not any(r[0] == fam for r in rules):
+        return []
+    if conf.masq_all:
+        return [ipaddress.ip_network('0.0.0.0/0' if fam == 4 else '::/0')]
+    out = [ipaddress.ip_interface(att.v4 if fam == 4 else att.v6).network]
+    if fam == 4:
+        out.append(ipaddress.ip_network('127.0.0.0/8'))
+    return out
+
+
+def plan_elements(att, conf):
+    """planElements (ruleset.cpp): [((set, key tuple), data)], unique by key.
+
+    Data-map elements in rule order (the first rule of a key wins), data
+    (container address, port); then the guard elements of families with
+    conditions, data 'jump pm-<hash>'; then masq elements (container
+    address, source network), data None.
+    """
+    rules = plan_rules(att, conf)
+    out = {}
+    for r in rules:
+        out.setdefault(port_key(r), (r[2], str(r[1].container_port)))
+    for r in rules:
+        if conf.guarded(r[0]):
+            out.setdefault(guard_key(r), f'jump {att.chain}')
+    for fam in (4, 6):
+        for net in masq_sources(att, conf, rules, fam):
+            out.setdefault((masq_set_name(fam, net.prefixlen),
+                            (att.addr(fam), str(net.network_address))), None)
+    return list(out.items())
 
 
 def plan_keys(att, conf):
-    """planKeys: port keys in rule order, then masq keys."""
-    rules = plan_rules(att, conf)
-    keys = []
-    for r in rules:
-        k = port_key(r)
-        if k not in keys:
-            keys.append(k)
-    for fam in (4, 6):
-        if has_masq(att, conf, rules, fam):
-            keys.append((f'masq{fam}', (att.addr(fam),)))
-    return keys
+    """planKeys: data-map keys in rule order, then guard keys, then masq keys."""
+    return [k for k, _ in plan_elements(att, conf)]
 
 
-def dnat_rule_text(rule):
+def masq_rule_text(name):
+    """The postrouting rule of masq set `name` ("masq4-24"), as `nft list` prints it."""
+    fam, length = int(name[len('masq')]), int(name.split('-')[1])
+    ipk = 'ip' if fam == 4 else 'ip6'
+    mask = ipaddress.ip_network(f'{"0.0.0.0" if fam == 4 else "::"}/{length}').netmask
+    return f'ct status dnat {ipk} daddr . {ipk} saddr & {mask} @{name} counter masquerade'
+
+
+def condition_text(fam, tokens):
+    table = CONDITIONS_V4 if fam == 4 else CONDITIONS_V6
+    if tuple(tokens) not in table:
+        raise KeyError(f'conditionsV{fam} {list(tokens)} is not in harness.CONDITIONS_V{fam}')
+    return table[tuple(tokens)]
+
+
+def dnat_rule_text(rule, conditions=''):
+    """A DNAT rule of an attachment's chain as `nft list` prints it."""
     fam, m, addr = rule
     ipk = 'ip' if fam == 4 else 'ip6'
     if m.host_ip is None:
         match = f'meta nfproto ipv{fam} {m.proto} dport {m.host_port}'
     else:
         match = f'{ipk} daddr {m.host_ip} {m.proto} dport {m.host_port}'
+    if conditions:
+        match += ' ' + conditions
+        # nft hides the meta nfproto that a later ip/ip6 address match implies.
+        if re.search(rf'(^| ){ipk} (saddr|daddr) ', conditions):
+            match = match.replace(f'meta nfproto ipv{fam} ', '', 1)
     to = f'{addr}:{m.container_port}' if fam == 4 else f'[{addr}]:{m.container_port}'
     return f'{match} counter dnat {ipk} to {to}'
 
 
-def masq_rule_texts(att, conf, rules):
-    out = []
-    for fam in (4, 6):
-        if not has_masq(att, conf, rules, fam):
-            continue
-        ipk = 'ip' if fam == 4 else 'ip6'
-        addr = att.addr(fam)
-        if conf.masq_all:
-            out.append(f'{ipk} daddr {addr} counter masquerade')
-            continue
-        net = ipaddress.ip_interface(att.v4 if fam == 4 else att.v6).network
-        out.append(f'{ipk} daddr {addr} {ipk} saddr {net} counter masquerade')
-        if fam == 4:
-            out.append(f'{ipk} daddr {addr} {ipk} saddr 127.0.0.0/8 counter masquerade')
-    return out
+def chain_rule_texts(att, conf):
+    """The rules of the attachment's chain pm-<hash>; None when it has none (no conditions)."""
+    rules = [r for r in plan_rules(att, conf) if conf.guarded(r[0])]
+    if not rules:
+        return None
+    return [dnat_rule_text(r, condition_text(r[0], conf.conditions(r[0]))) for r in rules] + \
+        ['accept']
+
+
+def record_of(att, conf):
+    """What the record pm-<hash> encodes (encodeRecord), with the conditions themselves."""
+    return (tuple(plan_rules(att, conf)), conf.snat, conf.masq_all,
+            tuple(conf.cond_v4), tuple(conf.cond_v6))
+
+
+PORT_WORDS_FAMILY = {'ports4': 'IPv4', 'ports6': 'IPv6'}
+
+
+def port_words(mapname, key):
+    """How a conflict message names a data-map key: 'tcp port 8080 on every IPv4 address'."""
+    mapname = {g: d for d, g in GUARD_OF.items()}.get(mapname, mapname)
+    if mapname in PORT_WORDS_FAMILY:
+        return f'{key[0]} port {key[1]} on every {PORT_WORDS_FAMILY[mapname]} address'
+    return f'{key[1]} port {key[2]} on {key[0]}'
 
 
 @dataclasses.dataclass
@@ -627,18 +771,15 @@ class Expect:
         if out.code not in self.codes:
             return False, f'expected code {"/".join(map(str, self.codes))}'
         if out.code == CODE_CONFLICT and self.owner_of is not None:
-            mapname, text, chain = conflict_key(out)
+            mapname, text = conflict_key(out)
             holders = self.owner_of.get((mapname, text)) if mapname else None
             if holders is None:
-                holders = set().union(*(v for (mp, t), v in self.owner_of.items() if t == text))
-            if not holders:
-                return False, (f'conflict names key {out.details!r}, which is not one of the '
-                               f'contested keys {sorted(self.owner_of)}')
-            named = [h for h in holders if owner_named(out.msg, h) and
-                     chain in (None, h.chain)]
+                return False, (f'conflict names key {text!r} of map {mapname}, which is not one '
+                               f'of the contested keys {sorted(self.owner_of)}')
+            named = [h for h in holders if owner_named(out.msg, h)]
             if not named:
-                return False, (f'conflict on {out.details} must name the owner '
-                               f'{" or ".join(map(str, holders))} and its chain')
+                return False, (f'conflict on {mapname} {text} must name the owner '
+                               f'{" or ".join(map(str, holders))}')
         return True, ''
 
 
@@ -651,18 +792,19 @@ class Model:
 
     def __init__(self):
         self.skeleton = False
+        self.masq_sets = set()  # 'masq4-24', ...: made when first needed, kept with the table
         self.present = {}  # Attachment -> Conf
-        self.owner = {}    # (map, key tuple) -> Attachment
+        self.owner = {}    # (set, key tuple) -> Attachment
 
     def clone(self):
         return copy.deepcopy(self)
 
     def holders(self, keys, att):
-        """Of keys, those another attachment owns: {key text: {owner}}."""
+        """Of keys, those another attachment owns: {(map, key text): {owner}}."""
         out = {}
         for k in keys:
             o = self.owner.get(k)
-            if o is not None and o != att and not k[0].startswith('masq'):
+            if o is not None and o != att and not is_masq(k[0]):
                 out.setdefault((k[0], key_text(k)), set()).add(o)
         return out
 
@@ -684,6 +826,7 @@ class Model:
             self.owner[k] = att
         self.present[att] = conf
         self.skeleton = True
+        self.masq_sets.update(k[0] for k in keys if is_masq(k[0]))
         return Expect(note='published')
 
     def _drop_keys(self, att):
@@ -703,10 +846,11 @@ class Model:
         have = self.present.get(att)
         if have is None or not self.skeleton:
             return Expect((CODE_CHECK_FAILED,), note='absent')
-        have_rules = plan_rules(att, have)
-        same = (sorted(map(repr, rules)) == sorted(map(repr, have_rules)) and
-                masq_of(att, conf) == masq_of(att, have))
-        return Expect() if same else Expect((CODE_CHECK_FAILED,), note='differs')
+        if record_of(att, conf) != record_of(att, have):
+            return Expect((CODE_CHECK_FAILED,), note='differs')
+        if any(self.owner.get(k) != att for k in plan_keys(att, conf)):
+            return Expect((CODE_CHECK_FAILED,), note='an element was taken over')
+        return Expect()
 
     def gc(self, net, valid):
         """valid: set of (cid, ifname). Returns the attachments it removes."""
@@ -718,6 +862,7 @@ class Model:
     def flush(self):
         """`nft flush ruleset`."""
         self.skeleton = False
+        self.masq_sets.clear()
         self.present.clear()
         self.owner.clear()
 
@@ -726,13 +871,19 @@ class Model:
     def expected_chains(self):
         chains = {}
         for att, conf in self.present.items():
-            rules = plan_rules(att, conf)
-            chains[att.chain] = {'comment': att.comment, 'hook': None,
-                                 'rules': [dnat_rule_text(r) for r in rules]}
-            masq = masq_rule_texts(att, conf, rules)
-            if masq:
-                chains[att.masq_chain] = {'comment': att.comment, 'hook': None, 'rules': masq}
+            rules = chain_rule_texts(att, conf)
+            if rules:
+                chains[att.chain] = {'comment': att.comment, 'hook': None, 'rules': rules}
         return chains
+
+    def expected_elements(self):
+        """{(set, key tuple): (data, owner comment)} of every element the table must hold."""
+        out = {}
+        for att, conf in self.present.items():
+            for k, data in plan_elements(att, conf):
+                if self.owner.get(k) == att:
+                    out[k] = (data, att.comment)
+        return out
 
     def diff(self, st):
         """Differences between this model and the kernel's table (empty: equal)."""
@@ -745,19 +896,30 @@ class Model:
             return ['table inet nft-portmap is missing']
         if st.tables.count('inet nft-portmap') != 1:
             out.append(f'tables: {st.tables}')
-        for name in MAPS:
-            if name not in st.maps:
-                out.append(f'map {name} is missing')
+        sets = set(MAPS) | self.masq_sets
+        for name in sorted(sets - set(st.maps)):
+            out.append(f'set {name} is missing')
+        for name in sorted(set(st.maps) - sets):
+            out.append(f'set {name} ({len(st.maps[name])} elements) exists, expected none')
         for name, rules in SKELETON_RULES.items():
             c = st.chains.get(name)
             if c is None:
                 out.append(f'base chain {name} is missing')
-            elif c['rules'] != rules:
+                continue
+            have = c['rules']
+            if rules is None:
+                # postrouting: one rule per masq set, in the order the sets
+                # were made (which concurrent ADDs do not fix).
+                rules = sorted(masq_rule_text(n) for n in self.masq_sets)
+                have = sorted(have)
+            if have != rules:
                 out.append(f'chain {name} has rules {c["rules"]}, expected {rules}')
+            if c['hook'] != SKELETON_HOOKS[name]:
+                out.append(f'chain {name} is {c["hook"]!r}, expected {SKELETON_HOOKS[name]!r}')
+
         want = self.expected_chains()
         have = {n: c for n, c in st.chains.items() if n not in SKELETON_RULES}
         names = {a.chain: a for a in self.present}
-        names.update({a.masq_chain: a for a in self.present})
         for n in sorted(set(want) | set(have)):
             if n not in have:
                 out.append(f'chain {n} of {names.get(n)} is missing')
@@ -766,20 +928,30 @@ class Model:
             elif (have[n]['rules'] != want[n]['rules'] or have[n]['hook'] is not None or
                   not comment_matches(have[n]['comment'], want[n]['comment'])):
                 out.append(f'chain {n} of {names.get(n)}: {have[n]} != expected {want[n]}')
-        for name in MAPS:
-            want_e = {k[1]: (o.chain if not name.startswith('masq') else o.masq_chain,
-                             o.comment)
-                      for k, o in self.owner.items() if k[0] == name}
-            have_e = st.maps.get(name, {})
-            for k in sorted(set(want_e) | set(have_e)):
-                if k not in have_e:
-                    out.append(f'element {name} {" . ".join(k)} missing (expected '
-                               f'{want_e[k][0]})')
-                elif k not in want_e:
-                    out.append(f'element {name} {" . ".join(k)} : {have_e[k]} not expected')
-                elif (have_e[k][0] != want_e[k][0] or
-                      not comment_matches(have_e[k][1], want_e[k][1])):
-                    out.append(f'element {name} {" . ".join(k)} : {have_e[k]} != {want_e[k]}')
+
+        want_o = {a.record: a for a in self.present}
+        for n in sorted(set(want_o) | set(st.objects)):
+            if n not in st.objects:
+                out.append(f'record counter {n} of {want_o[n]} is missing')
+            elif n not in want_o:
+                out.append(f'{st.objects[n][0]} {n} (comment {st.objects[n][1]!r}) exists, '
+                           f'expected none')
+            elif (st.objects[n][0] != 'counter' or
+                  not comment_matches(st.objects[n][1], want_o[n].comment)):
+                out.append(f'record {n} of {want_o[n]}: {st.objects[n]} != counter with comment '
+                           f'{want_o[n].comment!r}')
+
+        want_e = self.expected_elements()
+        have_e = {(name, key): v for name, elems in st.maps.items() for key, v in elems.items()}
+        for k in sorted(set(want_e) | set(have_e)):
+            text = f'element {k[0]} {" . ".join(k[1])}'
+            if k not in have_e:
+                out.append(f'{text} missing (expected {want_e[k]})')
+            elif k not in want_e:
+                out.append(f'{text} : {have_e[k]} not expected')
+            elif (have_e[k][0] != want_e[k][0] or
+                  not comment_matches(have_e[k][1], want_e[k][1])):
+                out.append(f'{text} : {have_e[k]} != {want_e[k]}')
         return out
 
 
@@ -815,20 +987,13 @@ def comment_matches(have, want):
     return True
 
 
-DETAILS = re.compile(r'^map (\S+) element (.+) jumps to chain (\S+)$')
+CONFLICT_MAP = re.compile(r' \(map (\S+)\); nothing was changed$')
 
 
 def conflict_key(out):
-    """(map, key text, chain) of a conflict's details; map and chain None if not given."""
-    m = DETAILS.match(out.details or '')
-    if m:
-        return m.group(1), m.group(2), m.group(3)
-    return None, out.details, None
-
-
-def masq_of(att, conf):
-    rules = plan_rules(att, conf)
-    return tuple(has_masq(att, conf, rules, f) for f in (4, 6))
+    """(map, key text) of a conflict: the key is its details, the map is named in its message."""
+    m = CONFLICT_MAP.search(out.msg or '')
+    return (m.group(1) if m else None), out.details
 
 
 def expect_state(model, what):

@@ -36,10 +36,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CODE_CONFLICT, CODE_INVALID_CONFIG, CODE_TRY_AGAIN, TABLE, Attachment,  # noqa: E402
-                     Conf, Expect, Failure, Mapping, Model, Plugin, check, config,
-                     expect_outcome, expect_state, gc_config, log, nft, owner_named,
-                     read_state)
+from harness import (CODE_CONFLICT, CODE_INVALID_CONFIG, CODE_TRY_AGAIN,  # noqa: E402
+                     CONDITIONS_V4, CONDITIONS_V6, TABLE, Attachment, Conf, Expect, Failure,
+                     Mapping, Model, Plugin, check, config, expect_outcome, expect_state,
+                     gc_config, is_masq, log, nft, owner_named, read_state)
 
 HOST_IPS = [None] * 6 + ['192.0.2.1', '198.51.100.7', '2001:db8::1', '0.0.0.0']
 PROTOS = ('tcp', 'udp', 'sctp')
@@ -153,8 +153,10 @@ def fight(opts):
     confs = {
         a: [Conf((Mapping('tcp', 8080, 80),)),
             Conf((Mapping('tcp', 8080, 80), Mapping('udp', 8080, 80)))],
+        # b's second configuration has conditions: a chain and guard elements.
         b: [Conf((Mapping('tcp', 8080, 81),)),
-            Conf((Mapping('tcp', 8080, 81), Mapping('udp', 8080, 81, '192.0.2.1')))],
+            Conf((Mapping('tcp', 8080, 81), Mapping('udp', 8080, 81, '192.0.2.1')),
+                 cond_v4=('iifname', 'eth0'))],
     }
     s_conf = Conf((Mapping('tcp', 9000, 90),))
     log(f'fight: seed {seed}, {rounds} rounds, fighters {a} and {b} for tcp/8080, GC of netA '
@@ -256,7 +258,10 @@ def container(i, n_ports=2, base=20000, net=None):
     att = Attachment(net, f'p{i:03d}', 'eth0', v4, v6)
     maps = tuple(Mapping(PROTOS[(i + k) % 3], base + i * n_ports + k, 80 + k,
                          '192.0.2.1' if k == 1 and v4 else None) for k in range(n_ports))
-    return att, Conf(maps)
+    # Some with conditions (a chain and guard elements), some with masqAll (/0 sets).
+    cond_v4 = ('iifname', 'eth0') if i % 6 == 0 else ()
+    cond_v6 = ('ip6 daddr fd00::/16',) if i % 6 == 1 else ()
+    return att, Conf(maps, masq_all=i % 9 == 4, cond_v4=cond_v4, cond_v6=cond_v6)
 
 
 def burst(runner, ops, what):
@@ -396,7 +401,7 @@ def random_world():
 
 
 def held_ports(model, att):
-    return {int(k[1][-1]) for k, o in model.owner.items() if o == att and not k[0].startswith('masq')}
+    return {int(k[1][-1]) for k, o in model.owner.items() if o == att and not is_masq(k[0])}
 
 
 def random_conf(rng, pool):
@@ -411,7 +416,10 @@ def random_conf(rng, pool):
             keys.add(key)
             maps.append(m)
     r = rng.random()
-    return Conf(tuple(maps), snat=r > 0.15, masq_all=0.15 < r < 0.25)
+    cond_v4 = rng.choice(sorted(CONDITIONS_V4)) if rng.random() < 0.2 else ()
+    cond_v6 = rng.choice(sorted(CONDITIONS_V6)) if rng.random() < 0.15 else ()
+    return Conf(tuple(maps), snat=r > 0.15, masq_all=0.15 < r < 0.25, cond_v4=cond_v4,
+                cond_v6=cond_v6)
 
 
 def plan_round(model, rng, atts, ports, workers, per_worker, ops_per_worker, gc_net=None):

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """GC (CNI 1.1.0): stale attachments of this network go, everything else stays.
 
-    test_gc.py --plugin build/src/nft-portmap [gc|gc_identity]
+    test_gc.py --plugin build/src/nft-portmap [gc|gc_identity|gc_foreign_chain]
 
 Attachments of several networks (one a prefix of another), several
 interfaces of one container, long container IDs, and an admin's own chain
 in our table. After each GC the kernel's table must equal the model
-exactly: the listed attachments keep their chains, elements and rules,
+exactly: the listed attachments keep their records, elements and chains,
 other networks are not touched, and nothing of a removed one is left.
 """
 
@@ -35,19 +35,23 @@ class World:
         self.n += 1
         n = self.n
         att = Attachment(net, cid, ifname, f'10.20.{n}.2/24', f'fd00:20:{n:x}::2/64')
-        conf = Conf((Mapping('tcp', 9000 + n, 80), Mapping('udp', 9000 + n, 53, '192.0.2.1')))
+        # Every third one with conditions: a chain and guard elements to remove too.
+        conf = Conf((Mapping('tcp', 9000 + n, 80), Mapping('udp', 9000 + n, 53, '192.0.2.1')),
+                    cond_v4=('iifname', 'eth0') if n % 3 == 0 else ())
         expect_outcome(self.m.add(att, conf), self.p.add(att, conf), f'ADD {att}')
         return att
 
     def add_admin_objects(self):
-        """An admin's chains and element in our table: not attachments, never GCed.
+        """An admin's chains, element and counters in our table: not attachments, never GCed.
 
-        (A chain with a comment in our "net=.. id=.. if=.." form is GCed as
-        if it were ours: its name is not checked against the comment.)
+        (One counter is named and commented like a record of a stale
+        attachment of netA, but its name is not that attachment's pm-<hash>.)
         """
         nft('add', 'chain', *TABLE, 'admin-chain', '{ comment "made by hand"; }')
         nft('add', 'chain', *TABLE, 'admin-plain')
-        nft('add', 'element', *TABLE, 'ports4', '{ tcp . 5000 : jump admin-plain }')
+        nft('add', 'element', *TABLE, 'ports4', '{ tcp . 5000 : 192.0.2.99 . 50 }')
+        nft('add', 'counter', *TABLE, 'admin-counter')
+        nft('add', 'counter', *TABLE, ADMIN_RECORD, '{ comment "net=netA id=admin if=eth0"; }')
         self.admin = True
 
     def expect(self, what):
@@ -56,26 +60,31 @@ class World:
             for c in ADMIN_CHAINS:
                 check(c in st.chains, f'{what}: the admin\'s chain {c} was removed')
                 del st.chains[c]
+            for o in ('admin-counter', ADMIN_RECORD):
+                check(o in st.objects, f'{what}: the admin\'s counter {o} was removed')
+                del st.objects[o]
             elem = st.maps['ports4'].pop(('tcp', '5000'), None)
-            check(elem is not None and elem[0] == 'admin-plain',
+            check(elem == (('192.0.2.99', '50'), None),
                   f'{what}: the admin\'s element was removed or changed: {elem}')
         diff = self.m.diff(st)
         if diff:
             raise Failure(f'{what}: the kernel differs from the model:\n  ' +
                           '\n  '.join(diff) + f'\n{st.text}')
 
-    def gc(self, net, valid, what, key='cni.dev/valid-attachments'):
+    def gc(self, net, valid, what, key='cni.dev/valid-attachments', check_state=True):
         valid = {(cid, ifn) for cid, ifn in valid}
         victims = self.m.gc(net, valid)
         out = self.p.gc(net, sorted(valid), key=key)
         check(out.ok, f'{what}: GC failed: {out}')
-        self.expect(what)
+        if check_state:
+            self.expect(what)
         log(f'{what}: removed {len(victims)} ({", ".join(map(str, victims)) or "none"}), '
             f'{len(self.m.present)} attachments remain')
         return set(victims)
 
 
 ADMIN_CHAINS = ('admin-chain', 'admin-plain')
+ADMIN_RECORD = 'pm-0123456789abcdef'
 
 
 def gc(opts):
@@ -145,19 +154,35 @@ def gc_identity(opts):
 
 
 def gc_foreign_chain(opts):
-    """GC must not delete a chain it did not make, whatever its comment says.
+    """GC must not delete a chain or counter it did not make, whatever its comment says.
 
     (The first version took any chain of our table whose comment parsed as
     "net=<this network> id=.. if=..", without checking that the chain's name
-    is that attachment's pm-<hash> name.)
+    is that attachment's pm-<hash> name. Records are counters now: the same
+    holds for them.)
     """
     w = World(opts.plugin)
     w.add('netA', 'a1')
+    w.add('netA', 'a2')
+    w.add('netA', 'a3')  # with conditions: a chain
     nft('add', 'chain', *TABLE, 'admin-chain', '{ comment "net=netA id=x if=y"; }')
-    out = w.p.gc('netA', [('a1', 'eth0')])
-    check(out.ok, f'GC: {out}')
-    check('admin-chain' in read_state().chains,
-          'GC deleted admin-chain, a chain it did not make (its comment looks like ours)')
+    nft('add', 'chain', *TABLE, 'pm-0123456789abcdef', '{ comment "net=netA id=x if=y"; }')
+    nft('add', 'counter', *TABLE, 'admin-counter', '{ comment "net=netA id=x if=y"; }')
+    nft('add', 'counter', *TABLE, 'pm-0123456789abcdef', '{ comment "net=netA id=x if=y"; }')
+    victims = w.gc('netA', [('a1', 'eth0')], 'GC of netA among foreign objects', check_state=False)
+    check({a.cid for a in victims} == {'a2', 'a3'}, f'GC removed {victims}')
+    st = read_state()
+    for c in ('admin-chain', 'pm-0123456789abcdef'):
+        check(c in st.chains, f'GC deleted chain {c}, which it did not make (its comment looks '
+              'like ours)')
+        del st.chains[c]
+    for o in ('admin-counter', 'pm-0123456789abcdef'):
+        check(o in st.objects, f'GC deleted counter {o}, which it did not make (its comment '
+              'looks like ours)')
+        del st.objects[o]
+    diff = w.m.diff(st)
+    check(not diff, 'GC among foreign objects: the kernel differs from the model:\n  ' +
+          '\n  '.join(diff) + f'\n{st.text}')
 
 
 TESTS = {'gc': gc, 'gc_identity': gc_identity, 'gc_foreign_chain': gc_foreign_chain}

@@ -15,9 +15,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CODE_CONFLICT, Attachment, Conf, Failure, Mapping, Model, Plugin,  # noqa: E402
+from harness import (CODE_CONFLICT, TABLE, Attachment, Conf, Mapping, Model, Plugin,  # noqa: E402
                      check, conflict_key, expect_outcome, expect_state, log, nft, owner_named,
-                     ruleset_snapshot)
+                     port_words, ruleset_snapshot)
 
 
 def A(net, cid, n, ifname='eth0', v4=True, v6=True):
@@ -25,15 +25,17 @@ def A(net, cid, n, ifname='eth0', v4=True, v6=True):
                       f'fd00:{n:x}::2/64' if v6 else None)
 
 
-def refused(plugin, model, att, conf, owner, key, what):
-    """ADD must fail with code 100 naming owner and key, and change nothing at all."""
+def refused(plugin, model, att, conf, owner, key, what, mapname='ports4'):
+    """ADD must fail with code 100 naming owner, map and key, and change nothing at all."""
     before = ruleset_snapshot()
     out = plugin.add(att, conf)
     check(not out.ok and out.code == CODE_CONFLICT,
           f'{what}: expected a conflict (code 100), got {out}')
-    check(conflict_key(out)[1] == key, f'{what}: details {out.details!r}, expected key {key!r}')
-    check(conflict_key(out)[2] in (None, owner.chain),
-          f'{what}: details {out.details!r} must name the owner\'s chain {owner.chain}')
+    check(conflict_key(out) == (mapname, key),
+          f'{what}: expected the key {key!r} of map {mapname} (details, and "(map ...)" in the '
+          f'message), got {conflict_key(out)}: {out}')
+    check(f'host {port_words(mapname, key.split(" . "))} is already published by' in out.msg,
+          f'{what}: the error must say which host port in words: {out.msg}')
     check(owner_named(out.msg, owner), f'{what}: the error must name the owner {owner} '
           f'(container, network, interface): {out.msg}')
     check(ruleset_snapshot() == before, f'{what}: the refused ADD changed the ruleset')
@@ -61,15 +63,22 @@ def conflicts(opts):
     other = A('netA', 'other', 2)
     free = Mapping('tcp', 7000, 70)
     cases = [
-        (Mapping('tcp', 8080, 81), 'tcp . 8080', 'any-address port'),
-        (Mapping('udp', 53, 5353, '192.0.2.1'), '192.0.2.1 . udp . 53', 'IPv4 hostIP port'),
-        (Mapping('tcp', 443, 443, '2001:db8::1'), '2001:db8::1 . tcp . 443', 'IPv6 hostIP port'),
-        (Mapping('sctp', 9999, 1), 'sctp . 9999', 'SCTP port'),
-        (Mapping('tcp', 8080, 80, '0.0.0.0'), 'tcp . 8080', 'hostIP 0.0.0.0 (= any)'),
+        (Mapping('tcp', 8080, 81), 'tcp . 8080', 'ports4', 'any-address port'),
+        (Mapping('udp', 53, 5353, '192.0.2.1'), '192.0.2.1 . udp . 53', 'addrports4',
+         'IPv4 hostIP port'),
+        (Mapping('tcp', 443, 443, '2001:db8::1'), '2001:db8::1 . tcp . 443', 'addrports6',
+         'IPv6 hostIP port'),
+        (Mapping('sctp', 9999, 1), 'sctp . 9999', 'ports4', 'SCTP port'),
+        (Mapping('tcp', 8080, 80, '0.0.0.0'), 'tcp . 8080', 'ports4', 'hostIP 0.0.0.0 (= any)'),
     ]
-    for mapping, key, what in cases:
+    for mapping, key, mapname, what in cases:
         # The free mapping comes first: nothing of it may be applied either.
-        refused(p, m, other, Conf((free, mapping)), owner, key, f'conflict on the {what}')
+        refused(p, m, other, Conf((free, mapping)), owner, key, f'conflict on the {what}', mapname)
+        # The same with conditions: the keys of an attachment with
+        # conditions are claimed in the data maps as well.
+        refused(p, m, other, Conf((free, mapping), cond_v4=('iifname', 'eth0'),
+                                  cond_v6=('ip6 daddr fd00::/16',)),
+                owner, key, f'conflict on the {what}, ADD with conditions', mapname)
 
     # The same container ID on another network, and on another interface of
     # the same network: different attachments, so the same conflicts.
@@ -90,25 +99,48 @@ def conflicts(opts):
     refused(p, m, A('netA', 'dual', 7), Conf((Mapping('tcp', 6000, 62),)), v4only,
             'tcp . 6000', 'a dual-stack ADD where only IPv4 is taken')
 
+    # An owner with conditions holds its ports as firmly (guard elements and
+    # data-map claims): for ADDs with and without conditions.
+    guarded = A('netA', 'guarded', 9, v6=False)
+    applied(p, m, guarded,
+            Conf((Mapping('tcp', 8443, 443), Mapping('udp', 8443, 443, '192.0.2.1')),
+                 cond_v4=('ip saddr != { 10.0.0.0/8, 192.0.2.1 }', 'iifname', 'veth*')),
+            'ADD of an owner with conditionsV4')
+    refused(p, m, other, Conf((Mapping('tcp', 8443, 1),)), guarded, 'tcp . 8443',
+            'conflict with an owner with conditions')
+    refused(p, m, other, Conf((Mapping('udp', 8443, 1, '192.0.2.1'),), cond_v4=('iifname', 'eth0')),
+            guarded, '192.0.2.1 . udp . 8443', 'conflict of conditions with conditions',
+            'addrports4')
+    applied(p, m, v6only, Conf((Mapping('tcp', 6000, 61), Mapping('tcp', 8443, 1)),
+                               cond_v6=('iifname', 'eth0')),
+            'the IPv6 key of a port whose IPv4 key has conditions is free')
+
     # A port held by something that is not ours (an admin's element in our
     # map) is a conflict too, and the message says so.
-    nft('add', 'chain', 'inet', 'nft-portmap', 'admin-chain')
-    nft('add', 'element', 'inet', 'nft-portmap', 'ports4', '{ tcp . 5000 : jump admin-chain }')
-    before = ruleset_snapshot()
-    out = p.add(A('netA', 'late', 8), Conf((Mapping('tcp', 5000, 50),)))
-    check(out.code == CODE_CONFLICT and 'admin-chain' in out.msg,
-          f'a port held by a foreign chain: expected code 100 naming admin-chain, got {out}')
-    check(ruleset_snapshot() == before, 'the refused ADD changed the ruleset')
-    nft('delete', 'element', 'inet', 'nft-portmap', 'ports4', '{ tcp . 5000 }')
-    nft('delete', 'chain', 'inet', 'nft-portmap', 'admin-chain')
+    late = A('netA', 'late', 8)
+    nft('add', 'element', *TABLE, 'ports4', '{ tcp . 5000 : 192.0.2.99 . 50 }')
+    nft('add', 'element', *TABLE, 'ports4',
+        '{ tcp . 5001 comment "made by hand" : 192.0.2.99 . 51 }')
+    for port, says in ((5000, 'an element without an owner comment (not written by nft-portmap)'),
+                       (5001, 'an element with comment "made by hand" (not an nft-portmap '
+                              'attachment)')):
+        before = ruleset_snapshot()
+        out = p.add(late, Conf((Mapping('tcp', port, 50),)))
+        check(out.code == CODE_CONFLICT and says in out.msg and
+              conflict_key(out) == ('ports4', f'tcp . {port}'),
+              f'a port held by an admin\'s element: expected code 100 saying {says!r}, got {out}')
+        check(ruleset_snapshot() == before, 'the refused ADD changed the ruleset')
+        log(f'a port held by an admin\'s element: {out.msg}')
+    nft('delete', 'element', *TABLE, 'ports4', '{ tcp . 5000, tcp . 5001 }')
 
     # DEL of the refused attachments (a runtime cleans up a failed ADD)
     # must leave the owner alone.
-    for att in (other, A('netB', 'owner', 3), A('netA', 'owner', 4, ifname='eth1')):
+    for att in (other, A('netB', 'owner', 3), A('netA', 'owner', 4, ifname='eth1'), late):
         expect_outcome(m.delete(att), p.delete(att), f'DEL of {att}')
     expect_state(m, 'after the DELs of the refused attachments')
     check(p.check(owner, owner_conf).ok, 'the owner passes CHECK after all that')
-    log(f'conflicts: {len(cases) + 3} refused ADDs left the ruleset untouched')
+    check(p.check(guarded, m.present[guarded]).ok, 'the owner with conditions passes CHECK')
+    log(f'conflicts: {2 * len(cases) + 7} refused ADDs left the ruleset untouched')
 
 
 def readd(opts):
@@ -117,14 +149,24 @@ def readd(opts):
     m = Model()
     a = A('netA', 'a', 1)
     b = A('netA', 'b', 2)
+    cond_a = ('iifname', 'eth0')
+    cond_b = ('ip', 'saddr', '==', '192.0.2.0/24')
     steps = [
         Conf((Mapping('tcp', 8080, 80), Mapping('udp', 8081, 81))),
         Conf((Mapping('tcp', 8080, 80), Mapping('udp', 8081, 81))),   # identical again
         Conf((Mapping('tcp', 8080, 90), Mapping('tcp', 8082, 82))),   # one port kept, retargeted
         Conf((Mapping('tcp', 8090, 80, '192.0.2.1'),)),               # all keys change
         Conf((Mapping('tcp', 8090, 80, '192.0.2.1'),), snat=False),   # masquerade goes
-        Conf((Mapping('tcp', 8090, 80, '192.0.2.1'),), masq_all=True),  # and comes back
-        Conf((Mapping('tcp', 8090, 80, '2001:db8::1'),)),             # IPv6 only
+        Conf((Mapping('tcp', 8090, 80, '192.0.2.1'),), masq_all=True),  # and comes back, /0
+        # conditions: a chain and guard elements appear, for IPv4 only
+        Conf((Mapping('tcp', 8090, 80, '192.0.2.1'), Mapping('tcp', 8091, 81)), cond_v4=cond_a),
+        # IPv6 gets conditions too, IPv4 other ones: the chain is rewritten
+        Conf((Mapping('tcp', 8090, 80, '192.0.2.1'), Mapping('tcp', 8091, 81)), cond_v4=cond_b,
+             cond_v6=('ip6 daddr fd00::/16',)),
+        # IPv4 loses its conditions, one DNAT is retargeted
+        Conf((Mapping('tcp', 8090, 80, '192.0.2.1'), Mapping('tcp', 8091, 82)),
+             cond_v6=('ip6 daddr fd00::/16',)),
+        Conf((Mapping('tcp', 8090, 80, '2001:db8::1'),)),             # IPv6 only, no chain
     ]
     for i, conf in enumerate(steps):
         applied(p, m, a, conf, f're-ADD step {i}')

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import lib  # noqa: E402
 from harness import (CODE_INCOMPATIBLE, CODE_NOT_AVAILABLE, CODE_UNUSABLE, Attachment,  # noqa: E402
-                     Conf, Failure, Mapping, Plugin, check, log, ruleset_snapshot)
+                     Conf, Mapping, Plugin, check, log, ruleset_snapshot)
 
 # Root, but without CAP_NET_ADMIN in any set the plugin could get it from.
 NO_NET_ADMIN = ['setpriv', '--bounding-set', '-net_admin', '--inh-caps', '-net_admin',
