@@ -45,6 +45,10 @@ cni::Error kernelError(const nft::Error &e)
 			 "nftables is not usable: " + e.message() +
 				 " (the plugin needs CAP_NET_ADMIN in the host network namespace and nf_tables in the kernel)",
 			 {} };
+	if (e.errnum == ENFILE)
+		return { cni::ErrNftablesRefused,
+			 "nftables refused the change: " + e.operation + ": the set is full (its size limit was reached)",
+			 {} };
 	return { cni::ErrNftablesRefused, "nftables refused the change: " + e.message(), {} };
 }
 
@@ -166,8 +170,8 @@ void flushUdpConntrack(const std::vector<ruleset::DnatRule> &rules)
  * carry its comment, its chain (conditions only) and its record. An element
  * that now belongs to someone else is left alone.
  */
-StepResult delAttempt(nft::Socket &s, const Attachment &who, bool walk,
-		      std::vector<ruleset::DnatRule> &removedRules)
+StepResult delAttempt(nft::Socket &s, const Attachment &who, const std::vector<ElementKey> &hints,
+		      bool walk, std::vector<ruleset::DnatRule> &removedRules)
 {
 	auto genid = nft::getGeneration(s);
 	if (!genid)
@@ -175,12 +179,27 @@ StepResult delAttempt(nft::Socket &s, const Attachment &who, bool walk,
 	auto st = readAttachment(s, who);
 	if (!st)
 		return Unexpected(kernelError(st.error()));
-	if (!st->exists())
-		return Step::Done;
 
 	const std::string mine = ruleset::attachmentComment(who);
 	std::vector<ElementKey> owned;
-	if (walk || !st->recordValid) {
+	if (!st->exists()) {
+		/*
+		 * No record (gone already, or deleted by hand): the elements
+		 * the runtime's configuration names are looked up, so that a
+		 * lost record does not keep ports held. Without a
+		 * configuration there is nothing to look up cheaply; GC walks.
+		 */
+		if (hints.empty())
+			return Step::Done;
+		auto elems = readElements(s, hints);
+		if (!elems)
+			return Unexpected(kernelError(elems.error()));
+		for (std::size_t i = 0; i < hints.size(); i++)
+			if ((*elems)[i] && (*elems)[i]->comment == mine)
+				owned.push_back(hints[i]);
+		if (owned.empty())
+			return Step::Done;
+	} else if (walk || !st->recordValid) {
 		/* A damaged record: find what carries our comment the slow way. */
 		auto found = findOwnedElements(s, [&mine](const std::string &c) { return c == mine; });
 		if (!found)
@@ -215,11 +234,12 @@ StepResult delAttempt(nft::Socket &s, const Attachment &who, bool walk,
 		return Step::Retry;
 	/* EBUSY: something the record did not name still jumps to our chain. */
 	if (r.error().errnum == EBUSY && !walk)
-		return delAttempt(s, who, true, removedRules);
+		return delAttempt(s, who, hints, true, removedRules);
 	return Unexpected(kernelError(r.error()));
 }
 
-CniResult deleteAttachment(const Attachment &who)
+/* hints: element keys the runtime's configuration says the attachment may own. */
+CniResult deleteAttachment(const Attachment &who, const std::vector<ElementKey> &hints)
 {
 	auto s = openSocket();
 	if (!s)
@@ -227,7 +247,7 @@ CniResult deleteAttachment(const Attachment &who)
 	FileLock lock(netnsLockPath());
 
 	std::vector<ruleset::DnatRule> removed;
-	auto r = withRetries("DEL", [&] { return delAttempt(*s, who, false, removed); });
+	auto r = withRetries("DEL", [&] { return delAttempt(*s, who, hints, false, removed); });
 	if (r)
 		flushUdpConntrack(removed);
 	return r;
@@ -260,8 +280,17 @@ bool sameElement(const ElementState &have, const ruleset::PlannedElement &want)
  * already exactly as wanted stay (their counters with them). Port keys held
  * by another attachment are a conflict, reported before anything is sent.
  */
+/*
+ * EEXIST from a race is gone at the next read: the winner's change moved the
+ * generation. The same refusal at the same generation is no race.
+ */
+struct LastRefusal {
+	std::optional<std::uint32_t> genid;
+	std::string operation;
+};
+
 StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
-		      const ruleset::Priorities &prio)
+		      const ruleset::Priorities &prio, LastRefusal &last)
 {
 	auto genid = nft::getGeneration(s);
 	if (!genid)
@@ -388,12 +417,20 @@ StepResult addAttempt(nft::Socket &s, const ruleset::AttachmentPlan &plan,
 	if (r)
 		return Step::Done;
 	/*
-	 * ERESTART: the ruleset changed since our read. EEXIST: another
-	 * process built the skeleton or took a key meanwhile; the next read
-	 * sees it (and reports a conflict if it is one).
+	 * ERESTART: the ruleset changed since our read. EEXIST: something
+	 * our read did not account for; read again, and the next batch
+	 * avoids it (or reports a conflict). The same refusal at the same
+	 * generation is not a race but a state we cannot build on (a base
+	 * chain of another type, for example): say so.
 	 */
-	if (r.error().errnum == ERESTART || r.error().errnum == EEXIST)
+	if (r.error().errnum == ERESTART)
 		return Step::Retry;
+	if (r.error().errnum == EEXIST) {
+		if (last.genid == *genid && last.operation == r.error().operation)
+			return Unexpected(kernelError(r.error()));
+		last = { *genid, r.error().operation };
+		return Step::Retry;
+	}
 	return Unexpected(kernelError(r.error()));
 }
 
@@ -407,7 +444,7 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 
 	/* No address the mappings apply to: replace with nothing, as DEL. */
 	if (plan->rules.empty())
-		return deleteAttachment(plan->who);
+		return deleteAttachment(plan->who, {});
 
 	/* The record holds up to 255 objects of about 40 mappings each. */
 	if (ruleset::encodeRecord(*plan).size() > 255)
@@ -439,7 +476,8 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 	FileLock lock(netnsLockPath());
 
 	ruleset::Priorities prio{ cfg.dstnatPriority, cfg.srcnatPriority };
-	auto r = withRetries("ADD", [&] { return addAttempt(*s, *plan, prio); });
+	LastRefusal last;
+	auto r = withRetries("ADD", [&] { return addAttempt(*s, *plan, prio, last); });
 	if (!r)
 		return r;
 
@@ -450,8 +488,15 @@ CniResult commandAdd(const cni::Config &cfg, const cni::Environment &env)
 
 CniResult commandDel(const cni::Config &cfg, const cni::Environment &env)
 {
-	/* Stateless: the attachment's record says what it owns. */
-	return deleteAttachment(Attachment{ cfg.name, env.containerId, env.ifname });
+	/*
+	 * Stateless: the attachment's record says what it owns. The
+	 * configuration, when the runtime passes it, only helps when the
+	 * record was lost.
+	 */
+	std::vector<ElementKey> hints;
+	if (auto plan = planFor(cfg, env))
+		hints = ruleset::planKeys(*plan);
+	return deleteAttachment(Attachment{ cfg.name, env.containerId, env.ifname }, hints);
 }
 
 namespace {
@@ -496,6 +541,10 @@ std::string recordDifference(const ruleset::AttachmentPlan &have, const ruleset:
 		return "record " + name + " has other container addresses than the configuration";
 	if (have.snat != want.snat || have.masqAll != want.masqAll)
 		return "record " + name + " has other snat/masqAll settings than the configuration";
+	if (have.conditionsHashV4 != want.conditionsHashV4)
+		return "record " + name + " was written for other conditionsV4 than the configuration's";
+	if (have.conditionsHashV6 != want.conditionsHashV6)
+		return "record " + name + " was written for other conditionsV6 than the configuration's";
 	return "record " + name + " differs from the configuration (conditions given or not)";
 }
 

@@ -390,24 +390,20 @@ std::string hexText(const std::vector<std::uint8_t> &b)
 	return out;
 }
 
-std::uint64_t fnv1a(const Attachment &a)
+std::uint64_t fnv1a64(const std::string &text)
 {
 	std::uint64_t h = 0xcbf29ce484222325ull;
-	auto mixByte = [&h](unsigned char c) {
+	for (unsigned char c : text) {
 		h ^= c;
 		h *= 0x100000001b3ull;
-	};
-	auto mix = [&mixByte](const std::string &s) {
-		for (unsigned char c : s)
-			mixByte(c);
-	};
-	/* The NULs keep ("ab", "c") and ("a", "bc") apart. */
-	mix(a.network);
-	mixByte(0);
-	mix(a.containerId);
-	mixByte(0);
-	mix(a.ifname);
+	}
 	return h;
+}
+
+std::uint64_t fnv1a(const Attachment &a)
+{
+	/* The NULs keep ("ab", "c") and ("a", "bc") apart. */
+	return fnv1a64(a.network + '\0' + a.containerId + '\0' + a.ifname);
 }
 
 std::string chainText(const std::string &chain)
@@ -588,6 +584,7 @@ enum RecordTlv : std::uint8_t {
 	kRecV4 = 2,     /* container IPv4 address (4 bytes) and prefix length */
 	kRecV6 = 3,     /* container IPv6 address (16 bytes) and prefix length */
 	kRecRules = 4,  /* DNAT rules, in order (continued in the next objects) */
+	kRecConditions = 5, /* conditionsHashV4, conditionsHashV6: 8 bytes each, big endian */
 };
 constexpr std::uint8_t kRecVersion = 1;
 enum RecordFlag : std::uint8_t {
@@ -860,6 +857,8 @@ AttachmentPlan makePlan(Attachment who, const std::vector<PortMapping> &mappings
 	p.conditionsV6 = std::move(conditionsV6);
 	p.guardedV4 = !p.conditionsV4.empty();
 	p.guardedV6 = !p.conditionsV6.empty();
+	p.conditionsHashV4 = p.guardedV4 ? fnv1a64(conditionsText(p.conditionsV4)) : 0;
+	p.conditionsHashV6 = p.guardedV6 ? fnv1a64(conditionsText(p.conditionsV6)) : 0;
 
 	for (const auto &m : mappings) {
 		PortMapping mm = m;
@@ -1185,6 +1184,13 @@ std::vector<std::vector<std::uint8_t>> encodeRecord(const AttachmentPlan &p)
 		putTlv(head, kRecV4, prefixBytes(*p.containerV4));
 	if (p.containerV6)
 		putTlv(head, kRecV6, prefixBytes(*p.containerV6));
+	if (p.conditionsHashV4 || p.conditionsHashV6) {
+		Bytes h;
+		for (std::uint64_t v : { p.conditionsHashV4, p.conditionsHashV6 })
+			for (int shift = 56; shift >= 0; shift -= 8)
+				h.push_back(static_cast<std::uint8_t>(v >> shift));
+		putTlv(head, kRecConditions, h);
+	}
 	const std::size_t formatSize = 2 + 3;
 
 	/* Rule entries, packed into rule TLVs: the first in what the head leaves. */
@@ -1249,6 +1255,11 @@ Expected<AttachmentPlan, std::string> decodeRecord(const Attachment &who,
 				p.containerV4 = IpPrefix(IpAddress::fromBytes(Family::IPv4, value.data()), value[4]);
 			} else if (type == kRecV6 && value.size() == 17 && value[16] <= 128) {
 				p.containerV6 = IpPrefix(IpAddress::fromBytes(Family::IPv6, value.data()), value[16]);
+			} else if (type == kRecConditions && value.size() == 16) {
+				for (std::size_t b = 0; b < 8; b++) {
+					p.conditionsHashV4 = (p.conditionsHashV4 << 8) | value[b];
+					p.conditionsHashV6 = (p.conditionsHashV6 << 8) | value[8 + b];
+				}
 			}
 		}
 	}

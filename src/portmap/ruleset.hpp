@@ -141,6 +141,14 @@ struct AttachmentPlan {
 	bool guardedV4 = false;
 	bool guardedV6 = false;
 
+	/*
+	 * FNV-1a 64 of conditionsText() of each family (0: none): what the
+	 * record keeps of the conditions, so that CHECK can tell when they
+	 * changed (the chain's rules hold them compiled, with anonymous sets).
+	 */
+	std::uint64_t conditionsHashV4 = 0;
+	std::uint64_t conditionsHashV6 = 0;
+
 	bool guarded(Family f) const { return f == Family::IPv4 ? guardedV4 : guardedV6; }
 	/* Whether the attachment has a chain (some family is guarded and has rules). */
 	bool hasChain() const;

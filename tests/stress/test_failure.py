@@ -556,11 +556,13 @@ def readd_skeleton(opts):
 
 
 def del_lost_record(opts):
-    """DEL must remove an attachment's elements even when its record counter was lost.
+    """DEL removes an attachment's elements even when its record counter was lost.
 
-    (ruleset v2: DEL finds what to remove through the record pm-<hash>; when
-    the record is missing it does nothing, and the attachment's port stays
-    published, held for a container that is gone, until a GC.)
+    The record names what the attachment published; without it, DEL looks up
+    the keys the runtime's configuration names (portMappings and prevResult,
+    which containerd, CRI-O and Podman pass on DEL too) and removes those
+    that still carry the attachment's comment. The port is free at once for
+    another container.
     """
     p = Plugin(opts.plugin)
     m = Model()
@@ -568,7 +570,7 @@ def del_lost_record(opts):
     conf = Conf((Mapping('tcp', 8080, 80),))
     expect_outcome(m.add(a, conf), p.add(a, conf), 'ADD a')
     nft('delete', 'counter', *TABLE, a.record)
-    expect_outcome(m.delete(a), p.delete(a), 'DEL a after its record was deleted by hand')
+    expect_outcome(m.delete(a), p.delete(a, conf), 'DEL a (with its configuration) after its record was deleted by hand')
     expect_state(m, 'DEL of an attachment whose record was lost')
     expect_outcome(m.add(b, conf), p.add(b, conf), 'ADD b on the port a had')
 

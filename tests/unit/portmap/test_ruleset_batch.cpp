@@ -368,6 +368,24 @@ TEST_CASE("records: round trip of every field, continuation objects when the rul
 	CHECK_FALSE(back->masqAll);
 	CHECK(encodeRecord(*back) == encodeRecord(big));
 
+	/* Conditions are recorded as a fingerprint: other conditions, another record. */
+	auto c1 = parseConditions(Family::IPv4, { "iifname eth0" });
+	auto c2 = parseConditions(Family::IPv4, { "ip saddr 192.0.2.0/24" });
+	REQUIRE(c1);
+	REQUIRE(c2);
+	AttachmentPlan g1 = samplePlan(true, false, *c1), g2 = samplePlan(true, false, *c2);
+	CHECK(g1.conditionsHashV4 != 0);
+	CHECK(g1.conditionsHashV6 == 0);
+	CHECK(g1.conditionsHashV4 != g2.conditionsHashV4);
+	CHECK(encodeRecord(g1) != encodeRecord(g2));
+	auto g1ops = build([&](nft::Batch &b) { addRecord(b, g1); });
+	REQUIRE(g1ops.size() == 1);
+	auto g1back = decodeRecord(kWho, { g1ops[0].obj.get() });
+	REQUIRE(g1back);
+	CHECK(g1back->conditionsHashV4 == g1.conditionsHashV4);
+	CHECK(g1back->guardedV4);
+	CHECK(encodeRecord(*g1back) == encodeRecord(g1));
+
 	/* A missing part is an error, not a shorter record. */
 	objs.pop_back();
 	auto partial = decodeRecord(kWho, objs);
