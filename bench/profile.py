@@ -10,6 +10,11 @@ Run through bench/run.sh --profile (root). Writes a text report with:
   - strace -c of one ADD and one DEL, and strace -T of a DEL (slow calls);
   - perf: where ADD and DEL block (sched_switch stacks of the plugin's own
     sleeps) and where their CPU time goes, by object and by symbol.
+
+With --compare NAME=PATH (repeated), it instead compares builds of the
+plugin (for example linked differently) in the same namespaces: start-up
+alone and ADD/DEL pairs, interleaved round by round so that the machine's
+load falls on every build alike, and LD_DEBUG=statistics of one ADD each.
 """
 
 import argparse
@@ -101,6 +106,68 @@ def loader_section(bed, out):
     out.append('')
 
 
+def loader_statistics(bed, plugin, runs=15):
+    """LD_DEBUG=statistics of ADD (each followed by a DEL) of plugin, the
+    median of each figure over runs: {name: value}."""
+    cfg = bed.config('bench-test-container', bench.TEST_IP, bench.TEST_PORTS)
+    env = dict(cni_env(bed, 'ADD'), LD_DEBUG='statistics')
+    values = collections.defaultdict(list)
+    for _ in range(runs):
+        p = run(bed.host, [plugin], env=env, stdin=cfg)
+        run(bed.host, [plugin], env=cni_env(bed, 'DEL'), stdin=cfg)
+        # `ip netns exec` is the same process before it execs the plugin: skip its block.
+        for block in p.stderr.split('runtime linker statistics:')[2:]:
+            for line in block.splitlines():
+                m = re.match(r'^\s*\d+:\s*([^:]+):\s*(\d+)', line)
+                if m:
+                    values[m.group(1).strip()].append(int(m.group(2)))
+    return {k: int(statistics.median(v)) for k, v in values.items()}
+
+
+def compare_builds(bed, tools, builds, rounds, out):
+    """Start-up and ADD/DEL of several builds, interleaved: one round runs
+    /bin/true, then each build's start-ups and ADD/DEL pairs, 10 of each."""
+    samples = collections.defaultdict(list)
+    for i in range(rounds):
+        jobs = [bed.true_job()] * 10
+        for name, path in builds:
+            jobs += [f'{name}/up\t{path}\tA=1\t\n'] * 10
+            bed.plugin = path
+            for _ in range(10):
+                jobs += [bed.test_job(f'{name}/ADD', 'ADD'), bed.test_job(f'{name}/DEL', 'DEL')]
+        for label, ns, rss, cpu in bed.run_jobs(tools, jobs):
+            samples[label].append((ns, rss, cpu))
+        bench.log(f'round {i + 1}/{rounds}')
+
+    def row(label, key):
+        s = samples[key]
+        return (f'| {label} | {statistics.median(x[0] for x in s) / 1e6:.3f} | '
+                f'{statistics.median(x[2] for x in s) / 1e3:.3f} | '
+                f'{statistics.median(x[1] for x in s) / 1024:.2f} | {max(x[1] for x in s) / 1024:.2f} |')
+
+    out.append(f'## Builds compared ({rounds} rounds of 10 of each, interleaved)\n')
+    for name, path in builds:
+        out.append(f'- `{name}`: `{path}`')
+    out.append('')
+    out.append('| run | median wall ms | median CPU ms | median RSS MiB | peak RSS MiB |')
+    out.append('|---|---|---|---|---|')
+    out.append(row('/bin/true', 'true'))
+    for what in ('up', 'ADD', 'DEL'):
+        for name, _ in builds:
+            out.append(row(f'{name} {"start-up (prints its name)" if what == "up" else what}', f'{name}/{what}'))
+    out.append('')
+    out.append('## LD_DEBUG=statistics of ADD (median of 15)\n')
+    keys = ['total startup time in dynamic loader', 'time needed for relocation',
+            'number of relocations', 'number of relocations from cache',
+            'number of relative relocations', 'time needed to load objects']
+    stats = {name: loader_statistics(bed, path) for name, path in builds}
+    out.append('| build | ' + ' | '.join(keys) + ' |')
+    out.append('|---' * (len(keys) + 1) + '|')
+    for name, _ in builds:
+        out.append(f'| {name} | ' + ' | '.join(str(stats[name].get(k, '-')) for k in keys) + ' |')
+    out.append('')
+
+
 def strace_section(bed, tmp, out):
     cfg = bed.config('bench-test-container', bench.TEST_IP, bench.TEST_PORTS)
     for command in ('ADD', 'DEL'):
@@ -183,7 +250,13 @@ def main():
     ap.add_argument('--nft-rev', default='')
     ap.add_argument('--others', type=int, default=2000,
                     help='profile again with this many other containers published (0: do not)')
+    ap.add_argument('--compare', action='append', metavar='NAME=PATH', default=[],
+                    help='compare these builds of the plugin instead (repeat the option)')
+    ap.add_argument('--rounds', type=int, default=20, help='rounds of --compare')
     args, _ = ap.parse_known_args()
+    if args.compare:
+        compare_main(args)
+        return
 
     bench.PLUGIN_NAMES['prof'] = 'nft-portmap'
     bed = bench.Bed('prof', args.nft, args.prefix)
@@ -212,6 +285,24 @@ def main():
         f.write('\n'.join(out) + '\n')
     print('\n'.join(out))
     bench.log(f'written: {path}')
+
+
+def compare_main(args):
+    builds = [tuple(c.split('=', 1)) for c in args.compare]
+    for name, path in builds:
+        if not os.access(path, os.X_OK) or '/' in name or '\t' in name:
+            sys.exit(f'profile.py: --compare {name}={path}: not an executable, or a bad name')
+    bench.PLUGIN_NAMES['prof'] = 'nft-portmap'
+    bed = bench.Bed('prof', builds[0][1], args.prefix)
+    out = [f'# nft-portmap builds compared — {datetime.datetime.now():%Y-%m-%d %H:%M}', '',
+           f'Kernel {os.uname().release}; load average '
+           f'{" ".join(open("/proc/loadavg").read().split()[:3])}.', '']
+    try:
+        bed.create()
+        compare_builds(bed, args.tools, builds, args.rounds, out)
+    finally:
+        bed.destroy()
+    print('\n'.join(out))
 
 
 if __name__ == '__main__':
