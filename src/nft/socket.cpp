@@ -169,7 +169,7 @@ Result<Socket> Socket::open()
 	int fd = mnl_socket_get_fd(s.nl_.get());
 	s.rcvbuf_ = static_cast<std::size_t>(socketBuffer(fd, SO_RCVBUF));
 	s.sndbuf_ = static_cast<std::size_t>(socketBuffer(fd, SO_SNDBUF));
-	s.rx_.resize(kRxBufferSize);
+	s.rx_ = RawBuffer(kRxBufferSize);
 	return s;
 }
 

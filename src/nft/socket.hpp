@@ -15,6 +15,7 @@
 
 #include "nft/error.hpp"
 #include "util/mnl_socket.hpp"
+#include "util/raw_buffer.hpp"
 
 namespace nftpm::nft {
 
@@ -96,7 +97,7 @@ private:
 	std::size_t rcvbuf_ = 0; /* what reserveReceiveBuffer() last asked for */
 	std::size_t sndbuf_ = 0;
 	bool pending_ = false;
-	std::vector<std::uint8_t> rx_;
+	RawBuffer rx_;
 };
 
 } /* namespace nftpm::nft */

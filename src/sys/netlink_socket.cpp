@@ -18,7 +18,7 @@ Expected<NetlinkSocket, int> NetlinkSocket::open(int bus)
 	s.portid_ = opened->portid;
 	/* Not 0: libmnl treats seq 0 as "do not check". */
 	s.seq_ = static_cast<std::uint32_t>(std::time(nullptr)) | 1u;
-	s.buffer_.resize(kBufferSize);
+	s.buffer_ = RawBuffer(kBufferSize);
 	return s;
 }
 

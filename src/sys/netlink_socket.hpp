@@ -14,6 +14,7 @@
 
 #include "util/expected.hpp"
 #include "util/mnl_socket.hpp"
+#include "util/raw_buffer.hpp"
 
 namespace nftpm::sys {
 
@@ -53,7 +54,7 @@ private:
 	MnlSocketPtr nl_;
 	std::uint32_t portid_ = 0;
 	std::uint32_t seq_ = 1;
-	std::vector<char> buffer_;
+	RawBuffer buffer_;
 };
 
 } /* namespace nftpm::sys */
