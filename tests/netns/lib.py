@@ -568,6 +568,19 @@ def fmt(addr, port):
 
 # -- the plugin's names and comments (ruleset.hpp), computed independently ------
 
+# The dispatch chain of the skeleton as `nft list` prints it (src/portmap/ruleset.hpp):
+# per family the guard vmap and the data map of hostIP keys, then of keys on every address.
+DISPATCH_RULES = (
+    'ip daddr . meta l4proto . th dport vmap @addrguard4',
+    'dnat ip to ip daddr . meta l4proto . th dport map @addrports4',
+    'meta nfproto ipv4 meta l4proto . th dport vmap @guard4',
+    'meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4',
+    'ip6 daddr . meta l4proto . th dport vmap @addrguard6',
+    'dnat ip6 to ip6 daddr . meta l4proto . th dport map @addrports6',
+    'meta nfproto ipv6 meta l4proto . th dport vmap @guard6',
+    'meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6',
+)
+
 COMMENT_MAX = 127          # nft comments are 128 bytes with their NUL
 CUT_MARKER = '~'
 

@@ -26,21 +26,14 @@ import re
 import subprocess
 import sys
 
+import lib  # tests/netns, next to this script: the skeleton's expected rules
+
 TABLE = 'inet nft-portmap'
 SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']
 COMMENT_MAX = 127
 ERR_CONFLICT, ERR_CHECK, ERR_OTHER = 100, 103, 999
 
-DISPATCH = [
-    'ip daddr . meta l4proto . th dport vmap @addrguard4',
-    'dnat ip to ip daddr . meta l4proto . th dport map @addrports4',
-    'meta nfproto ipv4 meta l4proto . th dport vmap @guard4',
-    'meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4',
-    'ip6 daddr . meta l4proto . th dport vmap @addrguard6',
-    'dnat ip6 to ip6 daddr . meta l4proto . th dport map @addrports6',
-    'meta nfproto ipv6 meta l4proto . th dport vmap @guard6',
-    'meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6',
-]
+DISPATCH = list(lib.DISPATCH_RULES)
 HOOKS = [
     'chain prerouting { type nat hook prerouting priority dstnat; }',
     'chain output { type nat hook output priority -100; }',

@@ -58,16 +58,7 @@ GUARD_OF = dict(zip(DATA_MAPS, GUARD_MAPS))
 SKELETON_RULES = {
     'prerouting': ['fib daddr type local jump dispatch'],
     'output': ['fib daddr type local jump dispatch'],
-    'dispatch': [
-        'ip daddr . meta l4proto . th dport vmap @addrguard4',
-        'dnat ip to ip daddr . meta l4proto . th dport map @addrports4',
-        'meta nfproto ipv4 meta l4proto . th dport vmap @guard4',
-        'meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4',
-        'ip6 daddr . meta l4proto . th dport vmap @addrguard6',
-        'dnat ip6 to ip6 daddr . meta l4proto . th dport map @addrports6',
-        'meta nfproto ipv6 meta l4proto . th dport vmap @guard6',
-        'meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6',
-    ],
+    'dispatch': list(lib.DISPATCH_RULES),
     'postrouting': None,
 }
 # Their hooks as nft 1.0.6 prints them at the default priorities (it names
