@@ -286,22 +286,44 @@ void sh(const std::string &cmd)
 	REQUIRE(std::system(cmd.c_str()) == 0);
 }
 
+/* A fresh table with the skeleton and one attachment, as a first ADD writes it. */
+void publishFresh(nft::Socket &s, const AttachmentPlan &p)
+{
+	dropTable(s);
+	nft::Batch batch;
+	addSkeleton(batch, {});
+	addAttachment(batch, p);
+	commitOk(s, batch);
+}
+
+/*
+ * The packet-path tests put every address on the loopback of this
+ * namespace: locally generated connections go through the output hook,
+ * where the same dispatch DNATs them. False (and a message) without ip.
+ */
+bool loopbackAddresses(std::initializer_list<const char *> addresses)
+{
+	if (!haveCommand("ip")) {
+		MESSAGE("iproute2 is not installed; not checking the packet path");
+		return false;
+	}
+	sh("ip link set lo up");
+	for (const char *a : addresses)
+		sh(std::string("ip addr add ") + a + " dev lo" + (std::strchr(a, ':') ? " nodad" : "") +
+		   " 2>/dev/null || true");
+	return true;
+}
+
 } /* namespace */
 
 TEST_CASE("skeleton and two attachments: accepted, and read back exactly")
 {
 	auto s = openSocket();
-	dropTable(s);
 
 	const AttachmentPlan a = planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }"),
 				       conds(Family::IPv6, "ip6 saddr != fd00:99::/32"));
 	const AttachmentPlan b = planB();
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, a);
-		commitOk(s, batch);
-	}
+	publishFresh(s, a);
 	{
 		nft::Batch batch;
 		addAttachment(batch, b, planMasqSets(a));
@@ -366,11 +388,7 @@ TEST_CASE("nft list shows the table readably")
 		return;
 	}
 	auto s = openSocket();
-	dropTable(s);
-	nft::Batch batch;
-	addSkeleton(batch, {});
-	addAttachment(batch, planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }")));
-	commitOk(s, batch);
+	publishFresh(s, planA(conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", lo }")));
 
 	std::string out = run("nft list table inet nft-portmap");
 	MESSAGE(out);
@@ -420,13 +438,7 @@ TEST_CASE("nft list shows the table readably")
 TEST_CASE("a key that is already published is refused with EEXIST and nothing changes")
 {
 	auto s = openSocket();
-	dropTable(s);
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, planA());
-		commitOk(s, batch);
-	}
+	publishFresh(s, planA());
 	auto gen = nft::getGeneration(s);
 	REQUIRE(gen);
 
@@ -458,14 +470,8 @@ TEST_CASE("a key that is already published is refused with EEXIST and nothing ch
 TEST_CASE("deleting removes elements, record and chain; a chain a guard still jumps to is busy")
 {
 	auto s = openSocket();
-	dropTable(s);
 	const AttachmentPlan a = planA(conds(Family::IPv4, "ip saddr 10.0.0.0/8"));
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, a);
-		commitOk(s, batch);
-	}
+	publishFresh(s, a);
 
 	/* The chain is referenced by A's guard elements: deleting it alone is refused. */
 	{
@@ -502,26 +508,14 @@ TEST_CASE("deleting removes elements, record and chain; a chain a guard still ju
 
 TEST_CASE("packet path without conditions: the data maps DNAT, their elements count")
 {
-	if (!haveCommand("ip")) {
-		MESSAGE("iproute2 is not installed; not checking the packet path");
+	if (!loopbackAddresses({ "192.0.2.1/32", "192.0.2.2/32", "10.88.0.2/32", "10.77.0.5/32", "2001:db8::1/128",
+				 "fd00::2/128" }))
 		return;
-	}
 	auto s = openSocket();
-	dropTable(s);
-	sh("ip link set lo up");
-	for (const char *a : { "192.0.2.1/32", "192.0.2.2/32", "10.88.0.2/32", "10.77.0.5/32" })
-		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
-	for (const char *a : { "2001:db8::1/128", "fd00::2/128" })
-		sh(std::string("ip addr add ") + a + " dev lo nodad 2>/dev/null || true");
 
 	auto plan = makePlan(kA, { pm(8080, 80), pm(8443, 443, Protocol::TCP, ip("192.0.2.2")) },
 			     IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"), true, false, {}, {});
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, plan);
-		commitOk(s, batch);
-	}
+	publishFresh(s, plan);
 	const auto elems = planElements(plan);
 	Fd l80(listenOn(ip("10.88.0.2"), 80));
 	Fd l443(listenOn(ip("10.88.0.2"), 443));
@@ -545,36 +539,21 @@ TEST_CASE("packet path without conditions: the data maps DNAT, their elements co
 
 TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and localhost masquerade")
 {
-	if (!haveCommand("ip")) {
-		MESSAGE("iproute2 is not installed; not checking the packet path");
-		return;
-	}
-	auto s = openSocket();
-	dropTable(s);
-
 	/*
-	 * Everything on the loopback of this namespace: 192.0.2.1 is a host
-	 * address, 10.88.0.2 the "container", 10.88.0.9 a sibling in its
-	 * subnet, 10.77.0.5 an outside client, 10.99.0.5 a client the
-	 * conditions exclude. Locally generated connections go through the
-	 * output hook, where the same dispatch DNATs them.
+	 * 192.0.2.1 is a host address, 10.88.0.2 the "container", 10.88.0.9
+	 * a sibling in its subnet, 10.77.0.5 an outside client, 10.99.0.5 a
+	 * client the conditions exclude.
 	 */
-	sh("ip link set lo up");
-	for (const char *a : { "192.0.2.1/32", "10.88.0.2/32", "10.88.0.9/32", "10.77.0.5/32", "10.99.0.5/32" })
-		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
-	for (const char *a : { "2001:db8::1/128", "fd00::2/128", "fd00:99::5/128" })
-		sh(std::string("ip addr add ") + a + " dev lo nodad 2>/dev/null || true");
+	if (!loopbackAddresses({ "192.0.2.1/32", "10.88.0.2/32", "10.88.0.9/32", "10.77.0.5/32", "10.99.0.5/32",
+				 "2001:db8::1/128", "fd00::2/128", "fd00:99::5/128" }))
+		return;
+	auto s = openSocket();
 
 	auto plan = makePlan(kA, { pm(8080, 80), pm(9000, 90, Protocol::TCP, ip("2001:db8::1")) },
 			     IpPrefix::parse("10.88.0.2/16"), IpPrefix::parse("fd00::2/64"), true, false,
 			     conds(Family::IPv4, "ip saddr != { 10.99.0.0/16, 192.0.2.7 } iifname != { \"veth*\", eth0 }"),
 			     conds(Family::IPv6, "ip6 saddr != { fd00:99::/32 }"));
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, plan);
-		commitOk(s, batch);
-	}
+	publishFresh(s, plan);
 
 	Fd l4(listenOn(ip("10.88.0.2"), 80));
 	Fd l6(listenOn(ip("fd00::2"), 90));
@@ -628,26 +607,15 @@ TEST_CASE("packet path: dispatch, DNAT with interval-set conditions, hairpin and
 
 TEST_CASE("interval sets of names and of addresses look up as nft would: real packets")
 {
-	if (!haveCommand("ip")) {
-		MESSAGE("iproute2 is not installed; not checking lookups");
+	if (!loopbackAddresses({ "192.0.2.1/32", "10.88.0.2/32", "10.0.255.255/32", "10.1.0.0/32", "11.0.0.0/32",
+				 "172.16.0.1/32", "255.255.255.254/32" }))
 		return;
-	}
 	auto s = openSocket();
-	dropTable(s);
-	sh("ip link set lo up");
-	for (const char *a : { "192.0.2.1/32", "10.88.0.2/32", "10.0.255.255/32", "10.1.0.0/32", "11.0.0.0/32",
-			       "172.16.0.1/32", "255.255.255.254/32" })
-		sh(std::string("ip addr add ") + a + " dev lo 2>/dev/null || true");
 
 	/* Only sources in { 10.0.0.0/16, 172.16.0.0/12, 255.255.255.0/24 } are published. */
 	auto plan = makePlan(kA, { pm(8080, 80) }, IpPrefix::parse("10.88.0.2/16"), std::nullopt, false,
 			     false, conds(Family::IPv4, "ip saddr { 10.0.0.0/16, 172.16.0.0/12, 255.255.255.0/24 }"), {});
-	{
-		nft::Batch batch;
-		addSkeleton(batch, {});
-		addAttachment(batch, plan);
-		commitOk(s, batch);
-	}
+	publishFresh(s, plan);
 	Fd l4(listenOn(ip("10.88.0.2"), 80));
 
 	struct Probe {
