@@ -284,6 +284,16 @@ def burst(runner, ops, what):
     return elapsed
 
 
+def modelled_burst(runner, model, ops, label, state_what):
+    """One burst whose every outcome and the state after it are compared with the model."""
+    for op in ops:
+        op.expect = apply(model, op)
+    burst(runner, ops, label)
+    for op in ops:
+        expect_outcome(op.expect, op.out, f'{label.split(":")[0]}: {op}')
+    return expect_state(model, state_what)
+
+
 def parallel64(opts):
     runner = Runner(opts)
     model = Model()
@@ -308,12 +318,7 @@ def parallel64(opts):
     ops = ([Op('DEL', att, conf) for att, conf in first[:21]] +
            [Op('CHECK', att, conf) for att, conf in first[21:42]] +
            [Op('ADD', att, conf) for att, conf in new])
-    for op in ops:
-        op.expect = apply(model, op)
-    burst(runner, ops, 'burst 2: DEL x21, CHECK x21, ADD x22')
-    for op in ops:
-        expect_outcome(op.expect, op.out, f'burst 2: {op}')
-    expect_state(model, 'after burst 2')
+    modelled_burst(runner, model, ops, 'burst 2: DEL x21, CHECK x21, ADD x22', 'after burst 2')
     total += len(ops)
 
     # 3. Re-ADD 22 with new ports, CHECK the 22 new ones, DEL 20 deleted ones again.
@@ -321,12 +326,7 @@ def parallel64(opts):
             enumerate(first[42:], start=42)] +
            [Op('CHECK', att, conf) for att, conf in new] +
            [Op('DEL', att, conf) for att, conf in first[:20]])
-    for op in ops:
-        op.expect = apply(model, op)
-    burst(runner, ops, 'burst 3: re-ADD x22, CHECK x22, repeated DEL x20')
-    for op in ops:
-        expect_outcome(op.expect, op.out, f'burst 3: {op}')
-    expect_state(model, 'after burst 3')
+    modelled_burst(runner, model, ops, 'burst 3: re-ADD x22, CHECK x22, repeated DEL x20', 'after burst 3')
     total += len(ops)
 
     # 4. 64 new containers want the same port: exactly one wins.
@@ -352,12 +352,7 @@ def parallel64(opts):
     present = list(model.present)
     absent = [x for x in rivals if x != winner][:max(0, n - len(present))]
     ops = [Op('DEL', att) for att in present + absent]
-    for op in ops:
-        op.expect = apply(model, op)
-    burst(runner, ops, f'burst 5: DEL x{len(ops)}')
-    for op in ops:
-        expect_outcome(op.expect, op.out, f'burst 5: {op}')
-    st = expect_state(model, 'after deleting everything')
+    st = modelled_burst(runner, model, ops, f'burst 5: DEL x{len(ops)}', 'after deleting everything')
     check(not model.present and all(not e for e in st.maps.values()),
           'nothing but the skeleton is left')
     total += len(ops)
