@@ -100,6 +100,43 @@ Result<Ptr> getOne(Socket &s, const Request &req, std::uint16_t replyType, const
 	return obj;
 }
 
+/* Runs a dump and keeps every parsed object of replyType that keep() accepts (all without it). */
+template<typename Ptr>
+Result<std::vector<Ptr>> dumpAll(Socket &s, const std::function<Request()> &makeRequest,
+				 std::uint16_t replyType, const std::string &what,
+				 const std::function<Ptr()> &alloc,
+				 const std::function<int(const nlmsghdr *, typename Ptr::pointer)> &parse,
+				 const std::function<bool(typename Ptr::pointer)> &keep = {})
+{
+	std::vector<Ptr> out;
+	auto r = dump(
+		s, makeRequest, replyType, what, [&] { out.clear(); },
+		[&](const nlmsghdr *nlh) {
+			Ptr o = alloc();
+			if (!o || parse(nlh, o.get()) < 0)
+				return MNL_CB_ERROR;
+			if (!keep || keep(o.get()))
+				out.push_back(std::move(o));
+			return MNL_CB_OK;
+		});
+	if (!r)
+		return Unexpected(std::move(r).error());
+	return out;
+}
+
+/* An empty dump of a table's objects: ENOENT when the table itself is missing. */
+template<typename Ptr>
+Result<std::vector<Ptr>> tableMustExist(Socket &s, std::uint16_t family, const std::string &table,
+					Result<std::vector<Ptr>> dumped)
+{
+	if (dumped && dumped->empty()) {
+		auto t = getTable(s, family, table);
+		if (!t)
+			return Unexpected(std::move(t).error());
+	}
+	return dumped;
+}
+
 TablePtr tableKey(std::uint16_t family, const std::string &table)
 {
 	TablePtr t(nftnl_table_alloc());
@@ -157,11 +194,8 @@ Result<ChainPtr> getChain(Socket &s, std::uint16_t family, const std::string &ta
 Result<std::vector<RulePtr>> getRules(Socket &s, std::uint16_t family, const std::string &table,
 				      const std::string &chain)
 {
-	const std::string what = "list chain " + familyName(family) + " " + table + " " + chain;
-	std::vector<RulePtr> rules;
-
 	/* The kernel filters a rule dump by the table and chain names it is given. */
-	auto r = dump(
+	auto rules = dumpAll<RulePtr>(
 		s,
 		[&] {
 			Request req(s, NFT_MSG_GETRULE, family, NLM_F_DUMP);
@@ -172,19 +206,13 @@ Result<std::vector<RulePtr>> getRules(Socket &s, std::uint16_t family, const std
 			nftnl_rule_nlmsg_build_payload(req.get(), key.get());
 			return req;
 		},
-		NFT_MSG_NEWRULE, what, [&] { rules.clear(); },
-		[&](const nlmsghdr *nlh) {
-			RulePtr rule(nftnl_rule_alloc());
-			if (!rule || nftnl_rule_nlmsg_parse(nlh, rule.get()) < 0)
-				return MNL_CB_ERROR;
-			rules.push_back(std::move(rule));
-			return MNL_CB_OK;
-		});
-	if (!r)
-		return Unexpected(std::move(r).error());
+		NFT_MSG_NEWRULE, "list chain " + familyName(family) + " " + table + " " + chain,
+		[] { return RulePtr(nftnl_rule_alloc()); }, nftnl_rule_nlmsg_parse);
+	if (!rules)
+		return rules;
 
 	/* A dump of a chain that does not exist is empty, not an error: ask. */
-	if (rules.empty()) {
+	if (rules->empty()) {
 		auto c = getChain(s, family, table, chain);
 		if (!c)
 			return Unexpected(std::move(c).error());
@@ -194,37 +222,21 @@ Result<std::vector<RulePtr>> getRules(Socket &s, std::uint16_t family, const std
 
 Result<std::vector<ChainPtr>> dumpChains(Socket &s, std::uint16_t family, const std::string &table)
 {
-	const std::string what = "list chains " + familyName(family) + " " + table;
-	std::vector<ChainPtr> chains;
-
 	/* Chain dumps are filtered by family only: the table is filtered here. */
-	auto r = dump(
+	auto chains = dumpAll<ChainPtr>(
 		s,
 		[&] {
 			Request req(s, NFT_MSG_GETCHAIN, family, NLM_F_DUMP);
 			nftnl_chain_nlmsg_build_payload(req.get(), chainKey(family, table, {}).get());
 			return req;
 		},
-		NFT_MSG_NEWCHAIN, what, [&] { chains.clear(); },
-		[&](const nlmsghdr *nlh) {
-			ChainPtr c(nftnl_chain_alloc());
-			if (!c || nftnl_chain_nlmsg_parse(nlh, c.get()) < 0)
-				return MNL_CB_ERROR;
-			const char *t = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
-			if (t && table == t &&
-			    nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY) == family)
-				chains.push_back(std::move(c));
-			return MNL_CB_OK;
+		NFT_MSG_NEWCHAIN, "list chains " + familyName(family) + " " + table,
+		[] { return ChainPtr(nftnl_chain_alloc()); }, nftnl_chain_nlmsg_parse,
+		[&](nftnl_chain *c) {
+			const char *t = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
+			return t && table == t && nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) == family;
 		});
-	if (!r)
-		return Unexpected(std::move(r).error());
-
-	if (chains.empty()) {
-		auto t = getTable(s, family, table);
-		if (!t)
-			return Unexpected(std::move(t).error());
-	}
-	return chains;
+	return tableMustExist(s, family, table, std::move(chains));
 }
 
 Result<SetPtr> getSet(Socket &s, std::uint16_t family, const std::string &table,
@@ -239,10 +251,8 @@ Result<SetPtr> getSet(Socket &s, std::uint16_t family, const std::string &table,
 
 Result<std::vector<SetPtr>> dumpSets(Socket &s, std::uint16_t family, const std::string &table)
 {
-	const std::string what = "list sets " + familyName(family) + " " + table;
-	std::vector<SetPtr> sets;
 	/* The kernel filters a set dump by the table named in the request. */
-	auto r = dump(
+	auto sets = dumpAll<SetPtr>(
 		s,
 		[&] {
 			Request req(s, NFT_MSG_GETSET, family, NLM_F_DUMP);
@@ -252,22 +262,9 @@ Result<std::vector<SetPtr>> dumpSets(Socket &s, std::uint16_t family, const std:
 			nftnl_set_nlmsg_build_payload(req.get(), key.get());
 			return req;
 		},
-		NFT_MSG_NEWSET, what, [&] { sets.clear(); },
-		[&](const nlmsghdr *nlh) {
-			SetPtr set(nftnl_set_alloc());
-			if (!set || nftnl_set_nlmsg_parse(nlh, set.get()) < 0)
-				return MNL_CB_ERROR;
-			sets.push_back(std::move(set));
-			return MNL_CB_OK;
-		});
-	if (!r)
-		return Unexpected(std::move(r).error());
-	if (sets.empty()) {
-		auto t = getTable(s, family, table);
-		if (!t)
-			return Unexpected(std::move(t).error());
-	}
-	return sets;
+		NFT_MSG_NEWSET, "list sets " + familyName(family) + " " + table,
+		[] { return SetPtr(nftnl_set_alloc()); }, nftnl_set_nlmsg_parse);
+	return tableMustExist(s, family, table, std::move(sets));
 }
 
 namespace {
@@ -301,34 +298,21 @@ Result<ObjPtr> getObject(Socket &s, std::uint16_t family, const std::string &tab
 Result<std::vector<ObjPtr>> dumpObjects(Socket &s, std::uint16_t family, const std::string &table,
 					std::uint32_t type)
 {
-	const std::string what = "list objects " + familyName(family) + " " + table;
-	std::vector<ObjPtr> objs;
-	/* The kernel filters an object dump by table and type. */
-	auto r = dump(
+	/* The kernel filters an object dump by table and type; both are checked again. */
+	auto objs = dumpAll<ObjPtr>(
 		s,
 		[&] {
 			Request req(s, NFT_MSG_GETOBJ, family, NLM_F_DUMP);
 			nftnl_obj_nlmsg_build_payload(req.get(), objKey(family, table, type, {}).get());
 			return req;
 		},
-		NFT_MSG_NEWOBJ, what, [&] { objs.clear(); },
-		[&](const nlmsghdr *nlh) {
-			ObjPtr o(nftnl_obj_alloc());
-			if (!o || nftnl_obj_nlmsg_parse(nlh, o.get()) < 0)
-				return MNL_CB_ERROR;
-			const char *t = nftnl_obj_get_str(o.get(), NFTNL_OBJ_TABLE);
-			if (t && table == t && nftnl_obj_get_u32(o.get(), NFTNL_OBJ_TYPE) == type)
-				objs.push_back(std::move(o));
-			return MNL_CB_OK;
+		NFT_MSG_NEWOBJ, "list objects " + familyName(family) + " " + table,
+		[] { return ObjPtr(nftnl_obj_alloc()); }, nftnl_obj_nlmsg_parse,
+		[&](nftnl_obj *o) {
+			const char *t = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE);
+			return t && table == t && nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) == type;
 		});
-	if (!r)
-		return Unexpected(std::move(r).error());
-	if (objs.empty()) {
-		auto t = getTable(s, family, table);
-		if (!t)
-			return Unexpected(std::move(t).error());
-	}
-	return objs;
+	return tableMustExist(s, family, table, std::move(objs));
 }
 
 } /* namespace nftpm::nft */
