@@ -669,13 +669,15 @@ StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &remove
 		return ruleset::isCutComment(*owner) || objName == ruleset::attachmentName(*owner);
 	};
 
+	/* A record or chain of ours (by name) whose comment names a stale attachment. */
+	auto staleOwn = [&](const char *name, const std::optional<std::string> &comment) {
+		return name && comment && stale(*comment) && ownName(name, *comment);
+	};
+
 	std::vector<std::string> staleRecords;
-	for (const auto &o : *objects) {
-		const char *objName = nftnl_obj_get_str(o.get(), NFTNL_OBJ_NAME);
-		auto comment = ruleset::objectComment(o.get());
-		if (objName && comment && stale(*comment) && ownName(objName, *comment))
-			staleRecords.push_back(objName);
-	}
+	for (const auto &o : *objects)
+		if (const char *n = nftnl_obj_get_str(o.get(), NFTNL_OBJ_NAME); staleOwn(n, ruleset::objectComment(o.get())))
+			staleRecords.push_back(n);
 	/* Continuation parts carry no comment: they go with their first part. */
 	std::vector<std::string> staleObjects = staleRecords;
 	for (const auto &o : *objects) {
@@ -689,12 +691,9 @@ StepResult gcAttempt(nft::Socket &s, const cni::Config &cfg, std::size_t &remove
 	if (!chains)
 		return Unexpected(kernelError(chains.error()));
 	std::vector<std::string> staleChains;
-	for (const auto &c : *chains) {
-		const char *chainName = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
-		auto comment = ruleset::chainComment(c.get());
-		if (chainName && comment && stale(*comment) && ownName(chainName, *comment))
-			staleChains.push_back(chainName);
-	}
+	for (const auto &c : *chains)
+		if (const char *n = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME); staleOwn(n, ruleset::chainComment(c.get())))
+			staleChains.push_back(n);
 
 	auto elements = findOwnedElements(s, stale);
 	if (!elements)
